@@ -1,0 +1,23 @@
+"""Type stubs for the C++ extension recallcore._core."""
+
+from typing import Any, Literal, Optional
+
+import numpy as np
+import numpy.typing as npt
+
+class CorruptionError(ValueError): ...
+class StoreError(RuntimeError): ...
+
+def simd_level() -> Literal["scalar", "avx2", "avx512"]: ...
+def simd_levels() -> list[str]: ...
+def build_info() -> dict[str, Any]: ...
+def distances(
+    query: npt.NDArray[np.float32],
+    matrix: npt.NDArray[Any],
+    metric: Literal["l2", "ip", "cosine"] = "l2",
+    *,
+    scales: Optional[npt.NDArray[np.float32]] = None,
+    level: Optional[str] = None,
+    block: bool = True,
+) -> npt.NDArray[np.float32]: ...
+def dot_i8(a: npt.NDArray[np.int8], b: npt.NDArray[np.int8], *, level: Optional[str] = None) -> int: ...
