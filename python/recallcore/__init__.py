@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from . import _core
 from ._core import CorruptionError, StoreError, build_info, simd_level, simd_levels
+from .memory import Memory, State
+from .records import Record
 
 __version__: str = _core.build_info()["version"]
 
@@ -21,6 +23,9 @@ simd_level()
 
 __all__ = [
     "CorruptionError",
+    "Memory",
+    "Record",
+    "State",
     "StoreError",
     "__version__",
     "build_info",

@@ -1,0 +1,185 @@
+// The memory store: LMDB is the source of truth; everything in memory (the filter table of record
+// headers, per-namespace id lists, the vector index, the lexical index) is derived from it, kept
+// current after each commit, snapshotted with the change sequence it reflects, and caught up from
+// the change log on open and whenever another process has written.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "engine/names.h"
+#include "engine/record.h"
+#include "engine/vector_index.h"
+#include "storage/lmdb.h"
+
+namespace recallcore::engine {
+
+constexpr std::uint32_t kSchemaVersion = 1;
+
+struct MemoryOptions {
+  std::string path;
+  std::size_t dim = 0;          // 0: as stored (a new store without dim is text-only)
+  std::string metric;           // "": as stored (new stores: cosine)
+  std::string embedder;         // name recorded at creation; "" = none
+  std::string token_counter;    // name recorded at creation; "" = as stored
+  bool readonly = false;
+  bool durable = true;          // false: no fsync per commit (process-crash safe, not power-loss safe)
+  std::size_t map_size = std::size_t(64) << 20;
+  std::size_t max_text_bytes = std::size_t(1) << 20;
+  std::size_t M = 16, ef_construction = 200, ef_search = 64;
+  std::string storage = "f32";
+  std::size_t checkpoint_every = 50000;  // changes between background snapshots (0: only on close)
+};
+
+struct NewRecord {
+  std::string text, summary, ns = "default", session, kind = "turn", role, metadata;
+  std::vector<std::string> entities;
+  double ts = 0;              // Unix seconds (the binding fills "now")
+  float importance = 0.5f;
+  double ttl = 0;             // seconds; 0 = none
+  std::uint32_t tokens_text = 0, tokens_summary = 0;
+  const float* vector = nullptr;  // dim floats or null
+  std::uint64_t supersedes = 0;
+};
+
+// Fields an update may change; unset optionals stay as they are.
+struct RecordPatch {
+  std::optional<std::string> text, summary, metadata, kind, role;
+  std::optional<std::vector<std::string>> entities;
+  std::optional<double> ts, ttl;
+  std::optional<float> importance;
+  std::optional<std::uint32_t> tokens_text, tokens_summary;
+  std::optional<bool> archived;
+  const float* vector = nullptr;
+};
+
+// A record with its names resolved, as handed to callers.
+struct RecordOut {
+  Record r;
+  std::string ns, session, kind, role;
+};
+
+struct ListPage {
+  std::vector<RecordOut> records;
+  std::string next_cursor;  // "" at the end
+};
+
+struct Stats {
+  std::uint64_t records = 0, vectors = 0, seq = 0, snapshot_seq = 0;
+  std::uint64_t file_bytes = 0, map_bytes = 0, index_bytes = 0;
+  std::map<std::string, std::map<std::string, std::uint64_t>> counts;  // namespace -> kind -> live records
+  std::size_t dim = 0;
+  std::string metric, embedder, token_counter, storage;
+};
+
+class Memory {
+ public:
+  explicit Memory(const MemoryOptions& options);
+  ~Memory();
+  Memory(const Memory&) = delete;
+  Memory& operator=(const Memory&) = delete;
+
+  void close();  // checkpoints (unless read-only) and releases the environment; idempotent
+  bool closed() const { return closed_; }
+
+  std::vector<std::uint64_t> add(const std::vector<NewRecord>& items);
+  void update(std::uint64_t id, const RecordPatch& patch);
+  void remove(const std::vector<std::uint64_t>& ids);  // all must exist; nothing removed otherwise
+
+  std::optional<RecordOut> get(std::uint64_t id);
+  std::vector<RecordOut> get_many(const std::vector<std::uint64_t>& ids);
+  std::vector<RecordOut> history(const std::string& ns, const std::optional<std::string>& session,
+                                 std::size_t last, double since, double until);
+  ListPage list(const std::string& ns, const std::optional<std::string>& kind, double since, double until,
+                std::size_t limit, const std::string& cursor);
+  std::vector<RecordOut> entity(const std::string& ns, const std::string& name);
+
+  std::optional<std::string> state_get(const std::string& ns, const std::string& key);
+  void state_set(const std::string& ns, const std::string& key, const std::string& json);
+  bool state_delete(const std::string& ns, const std::string& key);
+  std::vector<std::pair<std::string, std::string>> state_items(const std::string& ns);
+
+  // Vector search over live records of a namespace (the planner of recall builds on this).
+  std::vector<VecHit> vector_search(const float* query, std::size_t k, const std::string& ns, std::size_t ef);
+
+  void checkpoint();
+  void sync();
+  // Compares the derived state with LMDB: the number of ids live in one but not the other, and of
+  // records whose vector is missing from (or stale in) the vector index. All zero when consistent.
+  struct Consistency {
+    std::uint64_t lmdb_records = 0, missing_in_state = 0, extra_in_state = 0, missing_vectors = 0,
+                  extra_vectors = 0;
+  };
+  Consistency verify();  // catch up with writes committed by other processes
+  Stats stats();
+  std::size_t dim() const { return dim_; }
+  const std::string& metric_name() const { return metric_; }
+  const std::string& path() const { return options_.path; }
+
+ private:
+  struct Row {
+    RecordHeader h;
+    bool live = false;
+  };
+  struct Pending {  // one committed change, applied to the derived state after commit
+    std::uint64_t id;
+    bool removed;
+    RecordHeader h;
+    std::string text;
+    std::vector<float> vector;  // empty: none
+  };
+
+  void ensure_open() const;
+  void open_meta();
+  void validate(const NewRecord& r) const;
+  std::uint64_t meta_u64(const storage::Txn& txn, const char* key, std::uint64_t dflt) const;
+  void put_meta_u64(storage::Txn& txn, const char* key, std::uint64_t v);
+  void log_change(storage::Txn& txn, std::uint64_t seq, char op, std::uint64_t id);
+  void put_secondary(storage::Txn& txn, const Record& r);
+  void del_secondary(storage::Txn& txn, const Record& r);
+  RecordOut resolve(const storage::Txn& txn, Record r);
+
+  void after_commit(std::uint64_t seq0, std::vector<Pending>&& changes);
+  void apply_locked(std::vector<Pending>& changes);
+  void catch_up_locked();
+  void rebuild_locked();
+  bool load_snapshot_locked();
+  void write_snapshot();
+  void checkpointer_loop();
+
+  MemoryOptions options_;
+  std::unique_ptr<storage::Env> env_;
+  MDB_dbi meta_ = 0, records_ = 0, vectors_ = 0, by_ns_ = 0, by_session_ = 0, entities_ = 0, state_ = 0,
+          changes_ = 0, names_dbi_ = 0;
+  std::unique_ptr<Names> names_;
+  std::size_t dim_ = 0;
+  std::string metric_;
+  simd::Metric metric_id_ = simd::Metric::cosine;
+  bool closed_ = false;
+
+  std::mutex write_mu_;              // one writer in this process at a time
+  std::mutex sync_mu_;               // one applier of changes at a time (own commits or catch-up)
+  mutable std::shared_mutex state_mu_;  // the derived state below
+  std::vector<Row> rows_;            // by record id
+  std::unordered_map<std::uint32_t, std::vector<std::uint64_t>> ns_ids_;
+  std::unique_ptr<VectorIndex> vec_;
+  std::atomic<std::uint64_t> applied_seq_{0};
+  std::atomic<std::uint64_t> snapshot_seq_{0};
+
+  std::thread checkpointer_;
+  std::mutex ck_mu_;
+  std::condition_variable ck_cv_;
+  bool ck_stop_ = false;
+};
+
+}  // namespace recallcore::engine

@@ -1,0 +1,53 @@
+// A memory record as stored in the `records` table, and its binary codec.
+//
+// Layout (little-endian, version byte first): a fixed header of scalars, then length-prefixed text,
+// summary, metadata JSON, entity names and source ids. Names (namespace, session, kind, role) are
+// stored as small integer ids from the `names` table.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace recallcore::engine {
+
+enum RecordFlag : std::uint32_t {
+  kHasVector = 1u << 0,
+  kArchived = 1u << 1,  // kept and restorable, not recalled by default (compaction)
+};
+
+constexpr double kForever = std::numeric_limits<double>::infinity();
+
+// The scalar part of a record; also the in-memory filter table's row (see engine/state.h).
+struct RecordHeader {
+  std::uint32_t ns = 0, session = 0, kind = 0, role = 0;  // name ids; 0 = none
+  double ts = 0, created = 0, updated = 0;
+  double valid_from = -kForever, valid_to = kForever;  // temporal validity (superseded facts)
+  double expires_at = kForever;                       // ttl
+  float importance = 0.5f;
+  std::uint32_t tokens_text = 0, tokens_summary = 0;
+  std::uint32_t flags = 0;
+  std::uint32_t repeats = 1;  // merged duplicates
+  std::uint64_t supersedes = 0, superseded_by = 0;
+};
+
+struct Record {
+  std::uint64_t id = 0;
+  RecordHeader h;
+  std::string text, summary, metadata;  // metadata: JSON text ("" = none)
+  std::vector<std::string> entities;
+  std::vector<std::uint64_t> sources;  // compaction: the records a summary was made from
+};
+
+std::string encode_record(const Record& r);
+// Throws CorruptData when the bytes are not a record of a known version.
+Record decode_record(std::uint64_t id, std::string_view bytes);
+RecordHeader decode_header(std::string_view bytes);
+// The fixed-size header alone (snapshots store one per record).
+void append_header(std::string& out, const RecordHeader& h);
+constexpr std::size_t kHeaderBytes = 101;
+
+}  // namespace recallcore::engine

@@ -1,0 +1,167 @@
+// Snapshots of the derived state: the filter table (one fixed-size header per live record) in
+// `snapshot.rc`, and the vector index in `vectors.idx`, both stamped with the change sequence they
+// reflect. A snapshot that is missing, corrupt, from another format or not matching the store is
+// ignored and the state is rebuilt from LMDB; nothing in a snapshot is trusted blindly.
+#include <sys/mman.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+
+#include "common/checksum.h"
+#include "common/errors.h"
+#include "engine/memory.h"
+#include "storage/keys.h"
+
+namespace recallcore::engine {
+
+namespace {
+
+constexpr char kMagic[8] = {'R', 'C', 'S', 'N', 'A', 'P', '\x01', '\0'};
+constexpr std::uint32_t kFormat = 1;
+
+struct SnapHeader {
+  char magic[8];
+  std::uint32_t format;
+  std::uint32_t header_bytes;
+  std::uint64_t stamp;
+  std::uint64_t dim;
+  std::uint64_t rows;
+  std::uint64_t checksum;
+};
+
+std::string rows_path(const std::string& dir) { return (std::filesystem::path(dir) / "snapshot.rc").string(); }
+std::string vectors_path(const std::string& dir) { return (std::filesystem::path(dir) / "vectors.idx").string(); }
+
+// Writes `bytes` to `path` atomically: a temporary file, fsync, rename, fsync of the directory.
+void write_atomically(const std::string& path, const std::string& bytes) {
+  const std::string tmp = path + ".tmp";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) throw StoreError("cannot write " + tmp + ": " + std::strerror(errno));
+  std::size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t w = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      const int e = errno;
+      ::close(fd);
+      throw StoreError("cannot write " + tmp + ": " + std::strerror(e));
+    }
+    done += std::size_t(w);
+  }
+  ::fsync(fd);
+  ::close(fd);
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) throw StoreError("cannot rename " + tmp + ": " + std::strerror(errno));
+  const int dfd = ::open(std::filesystem::path(path).parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+}
+
+}  // namespace
+
+void Memory::write_snapshot() {
+  // Readers may go on; writers wait (the state must not change while it is written).
+  std::lock_guard sync(sync_mu_);
+  std::shared_lock lock(state_mu_);
+  const std::uint64_t stamp = applied_seq_.load();
+  if (stamp == snapshot_seq_.load() && std::filesystem::exists(rows_path(options_.path))) return;
+  std::string payload;
+  std::uint64_t n = 0;
+  for (std::uint64_t id = 0; id < rows_.size(); ++id) {
+    if (!rows_[id].live) continue;
+    payload.append(reinterpret_cast<const char*>(&id), 8);
+    append_header(payload, rows_[id].h);
+    ++n;
+  }
+  SnapHeader h{};
+  std::memcpy(h.magic, kMagic, 8);
+  h.format = kFormat;
+  h.header_bytes = std::uint32_t(kHeaderBytes);
+  h.stamp = stamp;
+  h.dim = dim_;
+  h.rows = n;
+  h.checksum = checksum64(payload.data(), payload.size());
+  std::string bytes(reinterpret_cast<const char*>(&h), sizeof h);
+  bytes += payload;
+  if (dim_ > 0) vec_->save(vectors_path(options_.path), stamp);
+  write_atomically(rows_path(options_.path), bytes);
+  snapshot_seq_.store(stamp);
+}
+
+bool Memory::load_snapshot_locked() {
+  const std::string path = rows_path(options_.path);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  const off_t size = ::lseek(fd, 0, SEEK_END);
+  if (size < off_t(sizeof(SnapHeader))) {
+    ::close(fd);
+    return false;
+  }
+  void* map = ::mmap(nullptr, std::size_t(size), PROT_READ, MAP_PRIVATE, fd, 0);
+  ::close(fd);
+  if (map == MAP_FAILED) return false;
+  struct Unmap {
+    void* p;
+    std::size_t n;
+    ~Unmap() { ::munmap(p, n); }
+  } unmap{map, std::size_t(size)};
+  const char* base = static_cast<const char*>(map);
+  SnapHeader h;
+  std::memcpy(&h, base, sizeof h);
+  const std::size_t row_bytes = 8 + kHeaderBytes;
+  if (std::memcmp(h.magic, kMagic, 8) != 0 || h.format != kFormat || h.header_bytes != kHeaderBytes || h.dim != dim_ ||
+      h.rows > std::uint64_t(size) / row_bytes || sizeof h + h.rows * row_bytes != std::uint64_t(size))
+    return false;
+  const char* payload = base + sizeof h;
+  if (checksum64(payload, h.rows * row_bytes) != h.checksum) return false;
+  {
+    // The stamp must not be ahead of the store (a snapshot from another copy of it).
+    storage::Env::Reader reader(*env_);
+    std::string_view v;
+    std::uint64_t seq = 0;
+    if (reader.txn().get(meta_, "seq", &v) && v.size() == 8) seq = storage::get_be64(v);
+    if (h.stamp > seq) return false;
+  }
+  std::unique_ptr<VectorIndex> vec;
+  VectorIndexParams vp;
+  vp.dim = dim_, vp.metric = metric_id_, vp.M = options_.M, vp.ef_construction = options_.ef_construction;
+  vp.ef_search = options_.ef_search;
+  vp.storage = options_.storage == "f16" ? 1 : options_.storage == "i8" ? 2 : 0;
+  if (dim_ > 0) {
+    std::uint64_t vstamp = 0;
+    vec = load_vector_index(vp, vectors_path(options_.path), &vstamp);
+    if (!vec || vstamp != h.stamp) return false;
+  } else {
+    vec = make_vector_index(vp);
+  }
+  std::vector<Row> rows;
+  std::unordered_map<std::uint32_t, std::vector<std::uint64_t>> ns_ids;
+  std::uint64_t prev = 0;
+  for (std::uint64_t i = 0; i < h.rows; ++i) {
+    const char* p = payload + i * row_bytes;
+    std::uint64_t id;
+    std::memcpy(&id, p, 8);
+    if (id <= prev && i > 0) return false;  // ids are written in increasing order
+    prev = id;
+    if (id >= rows.size()) rows.resize(std::max<std::size_t>(id + 1, rows.size() * 3 / 2 + 16));
+    try {
+      rows[id].h = decode_header(std::string_view(p + 8, kHeaderBytes));
+    } catch (const CorruptData&) {
+      return false;
+    }
+    rows[id].live = true;
+    ns_ids[rows[id].h.ns].push_back(id);
+  }
+  rows_ = std::move(rows);
+  ns_ids_ = std::move(ns_ids);
+  vec_ = std::move(vec);
+  applied_seq_.store(h.stamp);
+  snapshot_seq_.store(h.stamp);
+  return true;
+}
+
+}  // namespace recallcore::engine

@@ -1,0 +1,324 @@
+// recallcore._core.Store: the binding of engine::Memory. Python-side conveniences (embedders, token
+// counters, JSON, datetimes, typed Record objects) live in python/recallcore/memory.py; this file
+// only converts, validates shapes, and releases the GIL around every call that touches LMDB.
+#include <cmath>
+#include <limits>
+
+#include "common.h"
+#include "common/errors.h"
+#include "engine/memory.h"
+
+namespace recallcore::bindings {
+
+namespace {
+
+using engine::Memory;
+using engine::MemoryOptions;
+using engine::NewRecord;
+using engine::RecordOut;
+
+py::tuple record_tuple(const RecordOut& o) {
+  const auto& r = o.r;
+  const auto& h = r.h;
+  py::list entities, sources;
+  for (const auto& e : r.entities) entities.append(py::str(e));
+  for (auto s : r.sources) sources.append(s);
+  return py::make_tuple(r.id, py::str(r.text), py::str(r.summary), py::str(o.ns), py::str(o.session), py::str(o.kind),
+                        py::str(o.role), h.ts, h.importance, py::str(r.metadata), entities, h.tokens_text,
+                        h.tokens_summary, h.created, h.updated, h.valid_from, h.valid_to, h.expires_at,
+                        bool(h.flags & engine::kArchived), h.repeats, h.supersedes, h.superseded_by, sources,
+                        bool(h.flags & engine::kHasVector));
+}
+
+py::list records_list(const std::vector<RecordOut>& rs) {
+  py::list out;
+  for (const auto& r : rs) out.append(record_tuple(r));
+  return out;
+}
+
+const float* vector_arg(const py::handle& obj, std::size_t dim, py::array& keep) {
+  if (obj.is_none()) return nullptr;
+  keep = require_array(obj, "vector");
+  require_dtype<float>(keep, "vector");
+  require_ndim(keep, "vector", 1);
+  require_c_contiguous(keep, "vector");
+  if (std::size_t(keep.shape(0)) != dim)
+    throw py::value_error("vector has " + std::to_string(keep.shape(0)) + " dimensions; this store's dim is " +
+                          std::to_string(dim));
+  return static_cast<const float*>(keep.data());
+}
+
+class Store {
+ public:
+  explicit Store(const MemoryOptions& o) {
+    py::gil_scoped_release release;
+    m_ = std::make_unique<Memory>(o);
+  }
+
+  Memory& m() {
+    if (!m_) throw StoreError("the store is closed");
+    return *m_;
+  }
+
+  // items: list of tuples (text, summary, ns, session, kind, role, metadata, entities, ts, importance,
+  // ttl, tokens_text, tokens_summary, vector_row, supersedes); vectors: float32 [n_vec, dim] or None.
+  std::vector<std::uint64_t> add_batch(const py::list& items, const py::object& vectors_obj) {
+    Memory& mem = m();
+    py::array vectors;
+    const float* vbase = nullptr;
+    std::size_t nvec = 0;
+    if (!vectors_obj.is_none()) {
+      vectors = require_array(vectors_obj, "vectors");
+      require_dtype<float>(vectors, "vectors");
+      require_ndim(vectors, "vectors", 2);
+      require_c_contiguous(vectors, "vectors");
+      if (std::size_t(vectors.shape(1)) != mem.dim())
+        throw py::value_error("vectors have " + std::to_string(vectors.shape(1)) + " dimensions; this store's dim is " +
+                              std::to_string(mem.dim()));
+      vbase = static_cast<const float*>(vectors.data());
+      nvec = std::size_t(vectors.shape(0));
+    }
+    std::vector<NewRecord> recs;
+    recs.reserve(items.size());
+    for (const auto& item : items) {
+      auto t = item.cast<py::tuple>();
+      if (t.size() != 15) throw py::value_error("internal: malformed record tuple");
+      NewRecord r;
+      r.text = t[0].cast<std::string>();
+      r.summary = t[1].cast<std::string>();
+      r.ns = t[2].cast<std::string>();
+      r.session = t[3].cast<std::string>();
+      r.kind = t[4].cast<std::string>();
+      r.role = t[5].cast<std::string>();
+      r.metadata = t[6].cast<std::string>();
+      r.entities = t[7].cast<std::vector<std::string>>();
+      r.ts = t[8].cast<double>();
+      r.importance = t[9].cast<float>();
+      r.ttl = t[10].cast<double>();
+      r.tokens_text = t[11].cast<std::uint32_t>();
+      r.tokens_summary = t[12].cast<std::uint32_t>();
+      const auto row = t[13].cast<long long>();
+      if (row >= 0) {
+        if (std::size_t(row) >= nvec) throw py::value_error("internal: vector row out of range");
+        r.vector = vbase + std::size_t(row) * mem.dim();
+      }
+      r.supersedes = t[14].cast<std::uint64_t>();
+      recs.push_back(std::move(r));
+    }
+    py::gil_scoped_release release;
+    return mem.add(recs);
+  }
+
+  void update(std::uint64_t id, const py::dict& p) {
+    Memory& mem = m();
+    engine::RecordPatch patch;
+    py::array keep;
+    for (auto [k, v] : p) {
+      const auto key = k.cast<std::string>();
+      if (key == "text") patch.text = v.cast<std::string>();
+      else if (key == "summary") patch.summary = v.cast<std::string>();
+      else if (key == "metadata") patch.metadata = v.cast<std::string>();
+      else if (key == "kind") patch.kind = v.cast<std::string>();
+      else if (key == "role") patch.role = v.cast<std::string>();
+      else if (key == "entities") patch.entities = v.cast<std::vector<std::string>>();
+      else if (key == "ts") patch.ts = v.cast<double>();
+      else if (key == "ttl") patch.ttl = v.cast<double>();
+      else if (key == "importance") patch.importance = v.cast<float>();
+      else if (key == "tokens_text") patch.tokens_text = v.cast<std::uint32_t>();
+      else if (key == "tokens_summary") patch.tokens_summary = v.cast<std::uint32_t>();
+      else if (key == "archived") patch.archived = v.cast<bool>();
+      else if (key == "vector") patch.vector = vector_arg(v, mem.dim(), keep);
+      else throw py::value_error("update: unknown field '" + key + "'");
+    }
+    py::gil_scoped_release release;
+    mem.update(id, patch);
+  }
+
+  void remove(const std::vector<std::uint64_t>& ids) {
+    Memory& mem = m();
+    py::gil_scoped_release release;
+    mem.remove(ids);
+  }
+
+  py::object get(std::uint64_t id) {
+    Memory& mem = m();
+    std::optional<RecordOut> r;
+    {
+      py::gil_scoped_release release;
+      r = mem.get(id);
+    }
+    if (!r) return py::none();
+    return record_tuple(*r);
+  }
+
+  py::list get_many(const std::vector<std::uint64_t>& ids) {
+    Memory& mem = m();
+    std::vector<RecordOut> rs;
+    {
+      py::gil_scoped_release release;
+      rs = mem.get_many(ids);
+    }
+    return records_list(rs);
+  }
+
+  py::list history(const std::string& ns, const std::optional<std::string>& session, std::size_t last, double since,
+                   double until) {
+    Memory& mem = m();
+    std::vector<RecordOut> rs;
+    {
+      py::gil_scoped_release release;
+      rs = mem.history(ns, session, last, since, until);
+    }
+    return records_list(rs);
+  }
+
+  py::tuple list(const std::string& ns, const std::optional<std::string>& kind, double since, double until,
+                 std::size_t limit, const std::string& cursor) {
+    Memory& mem = m();
+    engine::ListPage page;
+    {
+      py::gil_scoped_release release;
+      page = mem.list(ns, kind, since, until, limit, cursor);
+    }
+    return py::make_tuple(records_list(page.records), page.next_cursor);
+  }
+
+  py::list entity(const std::string& ns, const std::string& name) {
+    Memory& mem = m();
+    std::vector<RecordOut> rs;
+    {
+      py::gil_scoped_release release;
+      rs = mem.entity(ns, name);
+    }
+    return records_list(rs);
+  }
+
+  py::tuple vector_search(const py::handle& q, std::size_t k, const std::string& ns) {
+    Memory& mem = m();
+    if (k == 0) throw py::value_error("k must be > 0");
+    py::array keep;
+    const float* query = vector_arg(q, mem.dim(), keep);
+    if (query == nullptr) throw py::value_error("vector must not be None");
+    std::vector<engine::VecHit> hits;
+    {
+      py::gil_scoped_release release;
+      hits = mem.vector_search(query, k, ns, 0);
+    }
+    py::array_t<std::uint64_t> ids(static_cast<py::ssize_t>(hits.size()));
+    py::array_t<float> d(static_cast<py::ssize_t>(hits.size()));
+    for (std::size_t i = 0; i < hits.size(); ++i) {
+      ids.mutable_at(i) = hits[i].id;
+      d.mutable_at(i) = hits[i].distance;
+    }
+    return py::make_tuple(ids, d);
+  }
+
+  py::dict stats() {
+    Memory& mem = m();
+    engine::Stats s;
+    {
+      py::gil_scoped_release release;
+      s = mem.stats();
+    }
+    py::dict d, counts;
+    for (const auto& [ns, kinds] : s.counts) {
+      py::dict kd;
+      for (const auto& [kind, n] : kinds) kd[py::str(kind)] = n;
+      counts[py::str(ns)] = kd;
+    }
+    d["records"] = s.records;
+    d["vectors"] = s.vectors;
+    d["counts"] = counts;
+    d["seq"] = s.seq;
+    d["snapshot_seq"] = s.snapshot_seq;
+    d["file_bytes"] = s.file_bytes;
+    d["map_bytes"] = s.map_bytes;
+    d["index_bytes"] = s.index_bytes;
+    d["dim"] = s.dim;
+    d["metric"] = s.metric;
+    d["embedder"] = s.embedder;
+    d["token_counter"] = s.token_counter;
+    d["storage"] = s.storage;
+    return d;
+  }
+
+  void close() {
+    if (!m_) return;
+    py::gil_scoped_release release;
+    std::unique_ptr<Memory> m = std::move(m_);
+    m->close();
+  }
+
+  std::unique_ptr<Memory> m_;
+};
+
+template <class F>
+auto no_gil(F&& f) {
+  py::gil_scoped_release release;
+  return f();
+}
+
+}  // namespace
+
+void register_store(py::module_& m) {
+  py::class_<Store>(m, "Store", "Low-level durable store (use recallcore.Memory).")
+      .def(py::init([](const std::string& path, std::size_t dim, const std::string& metric, const std::string& embedder,
+                       const std::string& token_counter, bool readonly, bool durable, std::size_t map_size,
+                       std::size_t max_text_bytes, std::size_t M, std::size_t ef_construction, std::size_t ef_search,
+                       const std::string& storage, std::size_t checkpoint_every) {
+             MemoryOptions o;
+             o.path = path, o.dim = dim, o.metric = metric, o.embedder = embedder, o.token_counter = token_counter;
+             o.readonly = readonly, o.durable = durable, o.map_size = map_size, o.max_text_bytes = max_text_bytes;
+             o.M = M, o.ef_construction = ef_construction, o.ef_search = ef_search, o.storage = storage;
+             o.checkpoint_every = checkpoint_every;
+             return std::make_unique<Store>(o);
+           }),
+           py::arg("path"), py::kw_only(), py::arg("dim") = 0, py::arg("metric") = "", py::arg("embedder") = "",
+           py::arg("token_counter") = "", py::arg("readonly") = false, py::arg("durable") = true,
+           py::arg("map_size") = std::size_t(64) << 20, py::arg("max_text_bytes") = std::size_t(1) << 20,
+           py::arg("M") = 16, py::arg("ef_construction") = 200, py::arg("ef_search") = 64,
+           py::arg("storage") = "f32", py::arg("checkpoint_every") = 50000)
+      .def("add_batch", &Store::add_batch)
+      .def("update", &Store::update)
+      .def("remove", &Store::remove)
+      .def("get", &Store::get)
+      .def("get_many", &Store::get_many)
+      .def("history", &Store::history)
+      .def("list", &Store::list)
+      .def("entity", &Store::entity)
+      .def("vector_search", &Store::vector_search)
+      .def("state_get", [](Store& s, const std::string& ns, const std::string& key) -> py::object {
+        std::optional<std::string> v = no_gil([&] { return s.m().state_get(ns, key); });
+        if (!v) return py::none();
+        return py::str(*v);
+      })
+      .def("state_set", [](Store& s, const std::string& ns, const std::string& key, const std::string& json) {
+        no_gil([&] { s.m().state_set(ns, key, json); return 0; });
+      })
+      .def("state_delete", [](Store& s, const std::string& ns, const std::string& key) {
+        return no_gil([&] { return s.m().state_delete(ns, key); });
+      })
+      .def("state_items", [](Store& s, const std::string& ns) {
+        return no_gil([&] { return s.m().state_items(ns); });
+      })
+      .def("checkpoint", [](Store& s) { no_gil([&] { s.m().checkpoint(); return 0; }); })
+      .def("sync", [](Store& s) { no_gil([&] { s.m().sync(); return 0; }); })
+      .def("stats", &Store::stats)
+      .def("verify", [](Store& s) {
+        auto c = no_gil([&] { return s.m().verify(); });
+        py::dict d;
+        d["lmdb_records"] = c.lmdb_records;
+        d["missing_in_state"] = c.missing_in_state;
+        d["extra_in_state"] = c.extra_in_state;
+        d["missing_vectors"] = c.missing_vectors;
+        d["extra_vectors"] = c.extra_vectors;
+        return d;
+      })
+      .def("close", &Store::close)
+      .def_property_readonly("closed", [](Store& s) { return !s.m_; })
+      .def_property_readonly("dim", [](Store& s) { return s.m().dim(); })
+      .def_property_readonly("metric", [](Store& s) { return s.m().metric_name(); })
+      .def_property_readonly("path", [](Store& s) { return s.m().path(); });
+}
+
+}  // namespace recallcore::bindings

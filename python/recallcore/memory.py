@@ -1,0 +1,485 @@
+"""The durable memory store: :class:`Memory`."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping, Sequence
+from datetime import datetime, timezone
+from typing import Any, Optional, Union
+
+import numpy as np
+
+from . import _core
+from .records import Record
+
+TimeLike = Union[datetime, float, int]
+
+#: Largest text (and summary) accepted by :meth:`Memory.add`, in UTF-8 bytes.
+MAX_TEXT_BYTES = 1 << 20
+_UNSET: Any = object()
+
+
+def to_unix(ts: Optional[TimeLike], *, name: str = "ts", default_now: bool = True) -> float:
+    """A ``datetime`` (naive ones are taken as UTC) or Unix seconds -> float Unix seconds."""
+    if ts is None:
+        if default_now:
+            return time.time()
+        raise ValueError(f"{name} must not be None")
+    if isinstance(ts, datetime):
+        if ts.tzinfo is None:
+            ts = ts.replace(tzinfo=timezone.utc)
+        return ts.timestamp()
+    if isinstance(ts, bool) or not isinstance(ts, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a datetime or Unix seconds, got {type(ts).__name__}")
+    value = float(ts)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    return value
+
+
+def _check_text(value: Any, name: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be str, got {type(value).__name__}")
+    try:
+        encoded = value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"{name} is not valid UTF-8 (it contains lone surrogates at position {exc.start})") from None
+    if len(encoded) > MAX_TEXT_BYTES:
+        raise ValueError(f"{name} is {len(encoded)} bytes of UTF-8; the limit is {MAX_TEXT_BYTES}")
+    return value
+
+
+def _check_name(value: Any, name: str, *, optional: bool = False) -> str:
+    if value is None and optional:
+        return ""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be str, got {type(value).__name__}")
+    if not value:
+        raise ValueError(f"{name} must be a non-empty string")
+    _check_text(value, name)
+    return value
+
+
+def _metadata_json(metadata: Optional[Mapping[str, Any]]) -> str:
+    if metadata is None:
+        return ""
+    if not isinstance(metadata, Mapping):
+        raise TypeError(f"metadata must be a dict, got {type(metadata).__name__}")
+    try:
+        return json.dumps(dict(metadata), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"metadata is not JSON-serialisable: {exc}") from None
+
+
+def _entities(entities: Iterable[str]) -> list[str]:
+    if isinstance(entities, str):
+        raise TypeError("entities must be a list of strings, not a single string")
+    out = []
+    for e in entities:
+        out.append(_check_name(e, "entity"))
+    return out
+
+
+def _importance(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"importance must be a number, got {type(value).__name__}")
+    v = float(value)
+    if not 0.0 <= v <= 1.0:
+        raise ValueError(f"importance must be within [0, 1], got {v}")
+    return v
+
+
+def _ttl(value: Any) -> float:
+    if value is None:
+        return 0.0
+    if hasattr(value, "total_seconds"):
+        value = value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"ttl must be seconds or a timedelta, got {type(value).__name__}")
+    v = float(value)
+    if not (math.isfinite(v) and v > 0):
+        raise ValueError(f"ttl must be a positive finite number of seconds, got {v}")
+    return v
+
+
+def _as_vector(vector: Any, dim: int) -> np.ndarray:
+    arr = np.asarray(vector)
+    if arr.dtype != np.float32:
+        if not np.issubdtype(arr.dtype, np.number):
+            raise TypeError(f"vector must be numeric, got dtype {arr.dtype}")
+        arr = arr.astype(np.float32)
+    if arr.ndim != 1:
+        raise ValueError(f"vector must be 1-D, got shape {arr.shape}")
+    if dim == 0:
+        raise ValueError("this store is text-only (created without dim): vectors are not accepted")
+    if arr.shape[0] != dim:
+        raise ValueError(f"vector has {arr.shape[0]} dimensions; this store's dim is {dim}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError("vector contains NaN or infinity")
+    return np.ascontiguousarray(arr)
+
+
+class State(MutableMapping[str, Any]):
+    """A namespace's small structured state (JSON values), each write its own transaction.
+
+    >>> import tempfile, recallcore
+    >>> with recallcore.Memory(tempfile.mkdtemp()) as m:
+    ...     s = m.state("alice")
+    ...     s["task"] = {"goal": "book flights", "step": 2}
+    ...     s["task"]["step"]
+    2
+    """
+
+    def __init__(self, store: _core.Store, namespace: str) -> None:
+        self._store = store
+        self._ns = namespace
+
+    def __getitem__(self, key: str) -> Any:
+        raw = self._store.state_get(self._ns, self._key(key))
+        if raw is None:
+            raise KeyError(key)
+        return json.loads(raw)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        try:
+            raw = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"state value for {key!r} is not JSON-serialisable: {exc}") from None
+        self._store.state_set(self._ns, self._key(key), raw)
+
+    def __delitem__(self, key: str) -> None:
+        if not self._store.state_delete(self._ns, self._key(key)):
+            raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([k for k, _ in self._store.state_items(self._ns)])
+
+    def __len__(self) -> int:
+        return len(self._store.state_items(self._ns))
+
+    def items(self) -> list[tuple[str, Any]]:  # type: ignore[override]
+        return [(k, json.loads(v)) for k, v in self._store.state_items(self._ns)]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.items())
+
+    @staticmethod
+    def _key(key: Any) -> str:
+        if not isinstance(key, str) or not key:
+            raise TypeError("state keys must be non-empty strings")
+        return key
+
+    def __repr__(self) -> str:
+        return f"State({self._ns!r}, {self.to_dict()!r})"
+
+
+class Memory:
+    """A durable, searchable memory store for agents, in one directory (an LMDB environment).
+
+    LMDB is the source of truth; every acknowledged write is on disk (fsync) unless
+    ``durable=False`` (then it survives a process crash but not a power loss). In-memory indexes are
+    derived, snapshotted on :meth:`checkpoint`/:meth:`close`, and caught up from the change log on
+    open and whenever another process has written.
+
+    Args:
+        path: the store's directory (created if missing).
+        dim: vector dimension; ``None`` takes the store's (or the embedder's) dim. A store without a
+            dim is text-only (lexical search only).
+        metric: ``"cosine"``, ``"ip"`` or ``"l2"``; ``None`` takes the store's (cosine for a new one).
+        embedder: turns texts into vectors when ``vector=`` is not given (see ``recallcore.embedders``).
+        token_counter: counts tokens at write time (see ``recallcore.tokens``); fixed at creation.
+        readonly: open for reading only (other processes may write).
+        durable: fsync every commit (default) or not.
+
+    >>> import tempfile, numpy as np, recallcore
+    >>> with recallcore.Memory(tempfile.mkdtemp(), dim=4) as m:
+    ...     rid = m.add("I moved to Lisbon", namespace="alice", kind="fact", vector=np.ones(4, np.float32))
+    ...     m.get(rid).text
+    'I moved to Lisbon'
+    """
+
+    def __init__(
+        self,
+        path: Union[str, os.PathLike[str]],
+        *,
+        dim: Optional[int] = None,
+        metric: Optional[str] = None,
+        embedder: Any = None,
+        token_counter: Any = None,
+        readonly: bool = False,
+        durable: bool = True,
+        map_size: int = 64 << 20,
+        M: int = 16,
+        ef_construction: int = 200,
+        ef_search: int = 64,
+        storage: str = "f32",
+        checkpoint_every: int = 50_000,
+    ) -> None:
+        from . import tokens as _tokens
+
+        if isinstance(path, bytes) or not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+        path = os.fspath(path)
+        if metric is not None and metric not in ("cosine", "ip", "l2"):
+            raise ValueError(f"metric must be 'cosine', 'ip' or 'l2', got {metric!r}")
+        self._embedder = None
+        if embedder is not None:
+            from .embedders import get_embedder
+
+            self._embedder = get_embedder(embedder)
+            if dim is not None and dim != self._embedder.dim:
+                raise ValueError(f"dim={dim} does not match the embedder's dim {self._embedder.dim}")
+            dim = self._embedder.dim
+        if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int) or dim <= 0):
+            raise ValueError(f"dim must be a positive int, got {dim!r}")
+        self._counter = _tokens.get_counter(token_counter)
+        self._store = _core.Store(
+            path, dim=dim or 0, metric=metric or "", embedder=self._embedder.name if self._embedder else "",
+            token_counter=self._counter.name if token_counter is not None else "", readonly=readonly,
+            durable=durable, map_size=map_size, M=M, ef_construction=ef_construction, ef_search=ef_search,
+            storage=storage, checkpoint_every=checkpoint_every,
+        )
+        stored_counter = self._store.stats()["token_counter"]
+        if token_counter is None and stored_counter != self._counter.name:
+            # The store keeps the counter it was created with; reopen with the same one.
+            try:
+                self._counter = _tokens.get_counter(stored_counter)
+            except (ValueError, ImportError) as exc:
+                self._store.close()
+                raise ValueError(f"this store counts tokens with {stored_counter!r}; pass token_counter= "
+                                 f"with that counter to open it ({exc})") from None
+        self.path = path
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def close(self) -> None:
+        """Checkpoint the indexes and release the store. Idempotent."""
+        self._store.close()
+
+    @property
+    def closed(self) -> bool:
+        return bool(self._store.closed)
+
+    def __enter__(self) -> Memory:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else f"dim={self.dim}, metric={self.metric!r}"
+        return f"Memory({self.path!r}, {state})"
+
+    @property
+    def dim(self) -> int:
+        return int(self._store.dim)
+
+    @property
+    def metric(self) -> str:
+        return str(self._store.metric)
+
+    @property
+    def token_counter(self) -> Any:
+        return self._counter
+
+    @property
+    def embedder(self) -> Any:
+        return self._embedder
+
+    # -- writes --------------------------------------------------------------------------------
+    def _prepare(self, text: Any, *, namespace: Any = "default", session: Any = None, kind: Any = "turn",
+                 role: Any = None, ts: Optional[TimeLike] = None, importance: Any = 0.5,
+                 metadata: Optional[Mapping[str, Any]] = None, entities: Iterable[str] = (), vector: Any = None,
+                 summary: Optional[str] = None, ttl: Any = None, supersedes: Optional[int] = None,
+                 ) -> tuple[tuple[Any, ...], Optional[np.ndarray]]:
+        text = _check_text(text, "text")
+        summary = "" if summary is None else _check_text(summary, "summary")
+        ns = _check_name(namespace, "namespace")
+        sess = _check_name(session, "session", optional=True)
+        kind = _check_name(kind, "kind")
+        role = _check_name(role, "role", optional=True)
+        vec = None if vector is None else _as_vector(vector, self.dim)
+        if supersedes is not None and (isinstance(supersedes, bool) or not isinstance(supersedes, (int, np.integer))):
+            raise TypeError("supersedes must be a record id (int)")
+        item = (text, summary, ns, sess, kind, role, _metadata_json(metadata), _entities(entities),
+                to_unix(ts), _importance(importance), _ttl(ttl), 0, 0, -1, int(supersedes or 0))
+        return item, vec
+
+    def _write(self, items: list[tuple[Any, ...]], vectors: list[Optional[np.ndarray]]) -> list[int]:
+        texts = [it[0] for it in items]
+        missing = [i for i, v in enumerate(vectors) if v is None]
+        if self._embedder is not None and missing:
+            embedded = np.asarray(self._embedder.embed([texts[i] for i in missing]), dtype=np.float32)
+            if embedded.shape != (len(missing), self.dim):
+                raise ValueError(f"embedder returned shape {embedded.shape}, expected {(len(missing), self.dim)}")
+            for j, i in enumerate(missing):
+                vectors[i] = _as_vector(embedded[j], self.dim)
+        counts = self._counter.count_many(texts)
+        summaries = [it[1] for it in items]
+        summary_idx = [i for i, s in enumerate(summaries) if s]
+        summary_counts = self._counter.count_many([summaries[i] for i in summary_idx]) if summary_idx else []
+        scount = dict(zip(summary_idx, summary_counts))
+        rows: list[np.ndarray] = []
+        final = []
+        for i, it in enumerate(items):
+            row = -1
+            if vectors[i] is not None:
+                row = len(rows)
+                rows.append(vectors[i])  # type: ignore[arg-type]
+            final.append(it[:11] + (int(counts[i]), int(scount.get(i, 0)), row, it[14]))
+        matrix = np.stack(rows) if rows else None
+        return list(self._store.add_batch(final, matrix))
+
+    def add(self, text: str, *, namespace: str = "default", session: Optional[str] = None, kind: str = "turn",
+            role: Optional[str] = None, ts: Optional[TimeLike] = None, importance: float = 0.5,
+            metadata: Optional[Mapping[str, Any]] = None, entities: Iterable[str] = (), vector: Any = None,
+            summary: Optional[str] = None, ttl: Any = None, supersedes: Optional[int] = None) -> int:
+        """Store one memory durably (one LMDB transaction) and return its id.
+
+        ``kind`` is one of turn, fact, preference, entity, document, summary, state, or your own
+        string. ``ts`` defaults to now. ``vector`` (or the store's embedder) makes it searchable by
+        similarity; its text is always searchable lexically. Token counts of ``text`` and
+        ``summary`` are computed here, once, by the store's token counter. ``supersedes=id`` marks
+        an older fact as replaced by this one (temporal validity).
+
+        >>> import tempfile, recallcore
+        >>> with recallcore.Memory(tempfile.mkdtemp()) as m:
+        ...     m.add("Prefers window seats", namespace="bob", kind="preference")
+        1
+        """
+        item, vec = self._prepare(text, namespace=namespace, session=session, kind=kind, role=role, ts=ts,
+                                  importance=importance, metadata=metadata, entities=entities, vector=vector,
+                                  summary=summary, ttl=ttl, supersedes=supersedes)
+        return self._write([item], [vec])[0]
+
+    def add_many(self, items: Iterable[Mapping[str, Any]], *, batch_size: int = 1000,
+                 progress: bool = False) -> list[int]:
+        """Store many memories: each item is a dict of :meth:`add`'s arguments (``text`` required).
+
+        One LMDB transaction per batch of ``batch_size`` items; ``progress=True`` shows a tqdm bar.
+        Every item of a batch is validated before anything of that batch is written.
+        """
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        items = list(items)
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(items), unit="item", desc="recallcore add_many")
+        ids: list[int] = []
+        try:
+            for start in range(0, len(items), batch_size):
+                prepared, vectors = [], []
+                for raw in items[start:start + batch_size]:
+                    if not isinstance(raw, Mapping):
+                        raise TypeError(f"add_many items must be dicts, got {type(raw).__name__}")
+                    kwargs = dict(raw)
+                    if "text" not in kwargs:
+                        raise ValueError("every add_many item needs a 'text'")
+                    text = kwargs.pop("text")
+                    item, vec = self._prepare(text, **kwargs)
+                    prepared.append(item)
+                    vectors.append(vec)
+                ids.extend(self._write(prepared, vectors))
+                if bar is not None:
+                    bar.update(len(prepared))
+        finally:
+            if bar is not None:
+                bar.close()
+        return ids
+
+    def update(self, id: int, *, text: Any = _UNSET, summary: Any = _UNSET, kind: Any = _UNSET,
+               role: Any = _UNSET, ts: Any = _UNSET, importance: Any = _UNSET, metadata: Any = _UNSET,
+               entities: Any = _UNSET, vector: Any = _UNSET, ttl: Any = _UNSET) -> None:
+        """Change fields of a record in one transaction (token counts and indexes follow)."""
+        patch: dict[str, Any] = {}
+        if text is not _UNSET:
+            patch["text"] = _check_text(text, "text")
+            patch["tokens_text"] = int(self._counter.count(patch["text"]))
+        if summary is not _UNSET:
+            patch["summary"] = "" if summary is None else _check_text(summary, "summary")
+            patch["tokens_summary"] = int(self._counter.count(patch["summary"])) if patch["summary"] else 0
+        if kind is not _UNSET:
+            patch["kind"] = _check_name(kind, "kind")
+        if role is not _UNSET:
+            patch["role"] = _check_name(role, "role", optional=True)
+        if ts is not _UNSET:
+            patch["ts"] = to_unix(ts, default_now=False)
+        if importance is not _UNSET:
+            patch["importance"] = _importance(importance)
+        if metadata is not _UNSET:
+            patch["metadata"] = _metadata_json(metadata)
+        if entities is not _UNSET:
+            patch["entities"] = _entities(entities)
+        if vector is not _UNSET:
+            patch["vector"] = _as_vector(vector, self.dim)
+        if ttl is not _UNSET:
+            patch["ttl"] = _ttl(ttl)
+        self._store.update(self._id(id), patch)
+
+    def delete(self, ids: Union[int, Sequence[int]]) -> None:
+        """Delete records (all must exist; otherwise nothing is deleted and ValueError is raised)."""
+        id_list = [ids] if isinstance(ids, (int, np.integer)) else list(ids)
+        self._store.remove([self._id(i) for i in id_list])
+
+    @staticmethod
+    def _id(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise TypeError(f"record ids are ints, got {type(value).__name__}")
+        if value <= 0:
+            raise ValueError(f"unknown record id {value}")
+        return int(value)
+
+    # -- reads ---------------------------------------------------------------------------------
+    def get(self, id: int) -> Optional[Record]:
+        """The record with this id, or None."""
+        t = self._store.get(self._id(id))
+        return None if t is None else Record._from_core(t)
+
+    def history(self, namespace: str, session: Optional[str] = None, *, last: Optional[int] = None,
+                since: Optional[TimeLike] = None, until: Optional[TimeLike] = None) -> list[Record]:
+        """Records of a namespace (or one of its sessions) in time order; ``last=n`` keeps the newest n."""
+        if last is not None and (isinstance(last, bool) or not isinstance(last, int) or last <= 0):
+            raise ValueError(f"last must be a positive int, got {last!r}")
+        rows = self._store.history(_check_name(namespace, "namespace"),
+                                   None if session is None else _check_name(session, "session"), last or 0,
+                                   -math.inf if since is None else to_unix(since, name="since"),
+                                   math.inf if until is None else to_unix(until, name="until"))
+        return [Record._from_core(t) for t in rows]
+
+    def list(self, namespace: str, *, kind: Optional[str] = None, since: Optional[TimeLike] = None,
+             until: Optional[TimeLike] = None, limit: int = 100,
+             cursor: Optional[str] = None) -> tuple[list[Record], Optional[str]]:
+        """A page of a namespace's records in time order, and the cursor of the next page (None at the end)."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
+            raise ValueError(f"limit must be a positive int, got {limit!r}")
+        rows, nxt = self._store.list(_check_name(namespace, "namespace"),
+                                     None if kind is None else _check_name(kind, "kind"),
+                                     -math.inf if since is None else to_unix(since, name="since"),
+                                     math.inf if until is None else to_unix(until, name="until"), limit, cursor or "")
+        return [Record._from_core(t) for t in rows], (nxt or None)
+
+    def entity(self, namespace: str, name: str) -> list[Record]:
+        """Records of a namespace that mention entity ``name`` (case-insensitive), in time order."""
+        return [Record._from_core(t) for t in self._store.entity(_check_name(namespace, "namespace"),
+                                                                  _check_name(name, "name"))]
+
+    def state(self, namespace: str = "default") -> State:
+        """A mutable mapping of small JSON state for a namespace (preferences, current task, ...)."""
+        return State(self._store, _check_name(namespace, "namespace"))
+
+    # -- maintenance ---------------------------------------------------------------------------
+    def checkpoint(self) -> None:
+        """Write index snapshots now (also done on close and in the background)."""
+        self._store.checkpoint()
+
+    def verify(self) -> dict[str, int]:
+        """Check the derived indexes against LMDB: every count except ``lmdb_records`` is 0 when consistent."""
+        return dict(self._store.verify())
+
+    def stats(self) -> dict[str, Any]:
+        """Counts per namespace and kind, bytes on disk, map size and index state."""
+        return dict(self._store.stats())

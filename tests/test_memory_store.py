@@ -1,0 +1,300 @@
+"""The durable memory store: writes, reads, reopen, state, conflicts and bad input."""
+
+from __future__ import annotations
+
+import math
+import os
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pytest
+
+import recallcore
+from recallcore import Memory
+
+
+def unit(rng: np.random.Generator, dim: int = 8) -> np.ndarray:
+    v = rng.standard_normal(dim).astype(np.float32)
+    return v / np.linalg.norm(v)
+
+
+@pytest.fixture
+def mem(tmp_path):
+    with Memory(tmp_path / "store", dim=8) as m:
+        yield m
+
+
+def test_add_and_get_round_trip(mem):
+    rid = mem.add("I moved to Lisbon", namespace="alice", session="s1", kind="fact", role="user",
+                  ts=1_700_000_000.5, importance=0.9, metadata={"source": "chat", "n": [1, 2]},
+                  entities=["Lisbon"], vector=np.ones(8, np.float32), summary="moved to Lisbon")
+    r = mem.get(rid)
+    assert r.id == rid and r.text == "I moved to Lisbon" and r.namespace == "alice"
+    assert r.session == "s1" and r.kind == "fact" and r.role == "user"
+    assert r.ts == 1_700_000_000.5 and r.importance == pytest.approx(0.9)
+    assert r.metadata == {"source": "chat", "n": [1, 2]} and r.entities == ("Lisbon",)
+    assert r.summary == "moved to Lisbon" and r.tokens > 0 and r.summary_tokens > 0
+    assert r.has_vector
+
+
+def test_ids_are_increasing_and_unknown_id_is_none(mem):
+    a = mem.add("one")
+    b = mem.add("two")
+    assert b > a
+    assert mem.get(b + 100) is None
+
+
+def test_ts_accepts_datetime_naive_as_utc(mem):
+    aware = datetime(2024, 5, 1, 12, tzinfo=timezone.utc)
+    a = mem.add("x", ts=aware)
+    b = mem.add("y", ts=datetime(2024, 5, 1, 12))
+    assert mem.get(a).ts == mem.get(b).ts == aware.timestamp()
+
+
+def test_ts_defaults_to_now(mem):
+    import time
+
+    before = time.time()
+    r = mem.get(mem.add("now"))
+    assert before - 1 <= r.ts <= time.time() + 1
+
+
+def test_history_is_in_time_order_and_last_keeps_newest(mem):
+    for i, t in enumerate([30, 10, 20, 40]):
+        mem.add(f"turn {i}", namespace="u", session="s", ts=t)
+    mem.add("other session", namespace="u", session="s2", ts=15)
+    texts = [r.text for r in mem.history("u", "s")]
+    assert texts == ["turn 1", "turn 2", "turn 0", "turn 3"]
+    assert [r.text for r in mem.history("u", "s", last=2)] == ["turn 0", "turn 3"]
+    assert [r.ts for r in mem.history("u")] == [10, 15, 20, 30, 40]
+    assert [r.ts for r in mem.history("u", since=15, until=40)] == [15, 20, 30]
+    assert mem.history("nobody") == []
+
+
+def test_list_paginates_and_filters_kind(mem):
+    for i in range(25):
+        mem.add(f"item {i}", namespace="u", kind="fact" if i % 2 else "turn", ts=i)
+    seen, cursor = [], None
+    while True:
+        page, cursor = mem.list("u", limit=7, cursor=cursor)
+        seen += [r.ts for r in page]
+        if cursor is None:
+            break
+    assert seen == list(range(25))
+    facts, _ = mem.list("u", kind="fact", limit=100)
+    assert [r.ts for r in facts] == list(range(1, 25, 2))
+
+
+def test_entity_lookup_is_case_insensitive_and_time_ordered(mem):
+    mem.add("Priya called", namespace="u", entities=["Priya"], ts=5)
+    mem.add("met priya", namespace="u", entities=["PRIYA", "Cafe"], ts=1)
+    mem.add("Priya elsewhere", namespace="v", entities=["Priya"], ts=2)
+    assert [r.text for r in mem.entity("u", "priya")] == ["met priya", "Priya called"]
+
+
+def test_update_changes_fields_and_counts(mem):
+    rid = mem.add("old text", namespace="u", importance=0.2)
+    mem.update(rid, text="a much longer new text than before", importance=0.7, metadata={"k": 1})
+    r = mem.get(rid)
+    assert r.text == "a much longer new text than before" and r.importance == pytest.approx(0.7)
+    assert r.metadata == {"k": 1} and r.tokens > 2
+
+
+def test_delete_removes_everything(mem):
+    rid = mem.add("gone", namespace="u", session="s", entities=["E"], vector=np.ones(8, np.float32))
+    keep = mem.add("kept", namespace="u", session="s")
+    mem.delete(rid)
+    assert mem.get(rid) is None
+    assert [r.id for r in mem.history("u", "s")] == [keep]
+    assert mem.entity("u", "E") == []
+    assert mem.stats()["vectors"] == 0
+
+
+def test_delete_unknown_id_changes_nothing(mem):
+    a = mem.add("a")
+    with pytest.raises(ValueError, match="unknown record id"):
+        mem.delete([a, a + 50])
+    assert mem.get(a) is not None
+
+
+def test_state_mapping_is_persistent(tmp_path):
+    with Memory(tmp_path / "s") as m:
+        st = m.state("alice")
+        st["task"] = {"goal": "book a flight", "step": 2}
+        st["lang"] = "pt"
+        del st["lang"]
+        with pytest.raises(KeyError):
+            del st["missing"]
+        with pytest.raises(ValueError, match="not JSON-serialisable"):
+            st["bad"] = {1, 2}
+    with Memory(tmp_path / "s") as m:
+        assert m.state("alice").to_dict() == {"task": {"goal": "book a flight", "step": 2}}
+        assert dict(m.state("bob")) == {}
+
+
+def test_reopen_keeps_records_and_search(tmp_path):
+    rng = np.random.default_rng(0)
+    vecs = [unit(rng) for _ in range(50)]
+    with Memory(tmp_path / "s", dim=8) as m:
+        ids = [m.add(f"t{i}", namespace="n", vector=v) for i, v in enumerate(vecs)]
+        before = [m._store.vector_search(v, 3, "n")[0].tolist() for v in vecs[:5]]
+    with Memory(tmp_path / "s") as m:
+        assert m.dim == 8 and m.stats()["records"] == 50
+        assert [m._store.vector_search(v, 3, "n")[0].tolist() for v in vecs[:5]] == before
+        assert m.get(ids[7]).text == "t7"
+        assert all(v == 0 for k, v in m.verify().items() if k != "lmdb_records")
+
+
+def test_reopen_with_conflicting_dim_or_metric_is_refused(tmp_path):
+    Memory(tmp_path / "s", dim=8, metric="l2").close()
+    with pytest.raises(ValueError, match="created with dim '8', not '16'"):
+        Memory(tmp_path / "s", dim=16)
+    with pytest.raises(ValueError, match="created with metric 'l2', not 'cosine'"):
+        Memory(tmp_path / "s", metric="cosine")
+    with Memory(tmp_path / "s") as m:
+        assert m.metric == "l2"
+
+
+def test_opening_twice_in_one_process_is_refused(tmp_path):
+    with Memory(tmp_path / "s"), pytest.raises(recallcore.StoreError, match="already open in this process"):
+        Memory(tmp_path / "s")
+    Memory(tmp_path / "s").close()  # fine once the first is closed
+
+
+def test_closed_store_raises(tmp_path):
+    m = Memory(tmp_path / "s")
+    m.close()
+    m.close()
+    with pytest.raises(recallcore.StoreError, match="closed"):
+        m.add("x")
+
+
+def test_use_after_fork_is_refused(tmp_path):
+    m = Memory(tmp_path / "s")
+    m.add("before fork")
+    pid = os.fork()
+    if pid == 0:  # child: must refuse, never touch the parent's environment
+        try:
+            m.get(1)
+            os._exit(1)
+        except recallcore.StoreError as exc:
+            os._exit(0 if "fork" in str(exc) else 2)
+        except BaseException:
+            os._exit(3)
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 0
+    assert m.get(1).text == "before fork"
+    m.close()
+
+
+def test_text_only_store_refuses_vectors(tmp_path):
+    with Memory(tmp_path / "s") as m:
+        m.add("no vectors here")
+        with pytest.raises(ValueError, match="text-only"):
+            m.add("x", vector=np.ones(4, np.float32))
+
+
+def test_add_many_one_transaction_per_batch(mem):
+    items = [{"text": f"item {i}", "namespace": "bulk", "vector": np.full(8, i + 1, np.float32)} for i in range(250)]
+    ids = mem.add_many(items, batch_size=100)
+    assert len(ids) == 250 and ids == sorted(ids)
+    assert mem.stats()["counts"]["bulk"]["turn"] == 250
+
+
+def test_add_many_rejects_a_bad_item_before_writing_its_batch(mem):
+    items = [{"text": "ok"}, {"text": "bad", "importance": 3}]
+    with pytest.raises(ValueError, match="importance"):
+        mem.add_many(items)
+    assert mem.stats()["records"] == 0
+
+
+def test_add_many_progress_bar(mem, capsys):
+    mem.add_many([{"text": str(i)} for i in range(10)], progress=True)
+    assert "recallcore add_many" in capsys.readouterr().err
+
+
+def test_ttl_sets_expiry(mem):
+    r = mem.get(mem.add("temp", ttl=timedelta(hours=1)))
+    assert r.expires_at == pytest.approx(r.created + 3600)
+    assert math.isinf(mem.get(mem.add("forever")).expires_at)
+
+
+def snapshot(m: Memory) -> tuple:
+    s = m.stats()
+    return (s["records"], s["vectors"], s["seq"], [(r.id, r.text) for r in m.history("u")])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "match"),
+    [
+        ({"text": b"bytes"}, TypeError, "text must be str"),
+        ({"text": 42}, TypeError, "text must be str"),
+        ({"text": "bad \udcff utf8"}, ValueError, "not valid UTF-8"),
+        ({"text": "x" * (recallcore.memory.MAX_TEXT_BYTES + 1)}, ValueError, "limit"),
+        ({"text": "x", "vector": np.ones(5, np.float32)}, ValueError, "dim is 8"),
+        ({"text": "x", "vector": np.array([np.nan] * 8, np.float32)}, ValueError, "NaN"),
+        ({"text": "x", "vector": np.ones((2, 4), np.float32)}, ValueError, "1-D"),
+        ({"text": "x", "namespace": ""}, ValueError, "namespace must be a non-empty"),
+        ({"text": "x", "namespace": 3}, TypeError, "namespace must be str"),
+        ({"text": "x", "metadata": {"f": object()}}, ValueError, "not JSON-serialisable"),
+        ({"text": "x", "metadata": {"f": float("nan")}}, ValueError, "not JSON-serialisable"),
+        ({"text": "x", "importance": 1.5}, ValueError, "importance"),
+        ({"text": "x", "ts": float("inf")}, ValueError, "finite"),
+        ({"text": "x", "ts": "yesterday"}, TypeError, "datetime or Unix seconds"),
+        ({"text": "x", "entities": "Priya"}, TypeError, "list of strings"),
+        ({"text": "x", "ttl": -5}, ValueError, "ttl"),
+        ({"text": "x", "supersedes": 999}, ValueError, "no such record"),
+    ],
+)
+def test_bad_input_is_a_clear_error_and_changes_nothing(mem, kwargs, exc, match):
+    mem.add("existing", namespace="u", vector=np.ones(8, np.float32))
+    before = snapshot(mem)
+    text = kwargs.pop("text")
+    with pytest.raises(exc, match=match):
+        mem.add(text, namespace=kwargs.pop("namespace", "u"), **kwargs)
+    assert snapshot(mem) == before
+
+
+def test_bad_update_and_get_arguments(mem):
+    rid = mem.add("x", namespace="u")
+    before = snapshot(mem)
+    with pytest.raises(ValueError, match="unknown record id"):
+        mem.update(rid + 10, text="y")
+    with pytest.raises(TypeError, match="record ids are ints"):
+        mem.get("1")
+    with pytest.raises(ValueError, match="importance"):
+        mem.update(rid, importance=-1)
+    assert snapshot(mem) == before
+
+
+def test_stats_reports_counts_and_bytes(mem):
+    mem.add("a", namespace="x", kind="fact")
+    mem.add("b", namespace="x")
+    mem.add("c", namespace="y")
+    s = mem.stats()
+    assert s["counts"] == {"x": {"fact": 1, "turn": 1}, "y": {"turn": 1}}
+    assert s["records"] == 3 and s["file_bytes"] > 0 and s["map_bytes"] >= s["file_bytes"]
+    assert s["dim"] == 8 and s["metric"] == "cosine"
+
+
+def test_map_grows_automatically(tmp_path):
+    with Memory(tmp_path / "s", dim=64, map_size=1 << 20) as m:
+        rng = np.random.default_rng(1)
+        m.add_many([{"text": "w " * 200, "vector": rng.standard_normal(64).astype(np.float32)}
+                    for _ in range(3000)], batch_size=500)
+        assert m.stats()["map_bytes"] > 1 << 20
+        assert m.stats()["records"] == 3000
+
+
+def test_snapshot_is_used_and_corrupt_snapshot_is_rebuilt(tmp_path):
+    with Memory(tmp_path / "s", dim=8) as m:
+        for i in range(20):
+            m.add(f"r{i}", namespace="n", vector=np.full(8, i + 1, np.float32))
+    snap = tmp_path / "s" / "snapshot.rc"
+    assert snap.exists()
+    data = bytearray(snap.read_bytes())
+    data[-3] ^= 0xFF
+    snap.write_bytes(bytes(data))
+    with Memory(tmp_path / "s") as m:
+        assert m.stats()["records"] == 20
+        assert all(v == 0 for k, v in m.verify().items() if k != "lmdb_records")
