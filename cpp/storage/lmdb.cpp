@@ -168,7 +168,9 @@ std::vector<MDB_dbi> Env::open_dbis(const std::vector<std::string>& names) {
       if (rc == MDB_NOTFOUND) throw StoreError("store at " + options_.path + " lacks table '" + names[i] + "'");
       check(rc, "mdb_dbi_open");
     }
-    // Handles opened in a read transaction stay valid after it ends (LMDB keeps them per env).
+    // A handle opened in a transaction is private to it until that transaction commits, even a
+    // read-only one: commit (not abort) so the handles outlive it.
+    r.txn().commit();
     return out;
   }
   write([&](Txn& txn) {

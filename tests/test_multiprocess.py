@@ -1,0 +1,72 @@
+"""Many processes on one store: one writer, readers that see each commit on their next call."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+
+import numpy as np
+import pytest
+
+from recallcore import Memory
+
+N = 60
+
+
+def vec(i: int) -> np.ndarray:
+    return np.random.default_rng(i).standard_normal(8).astype(np.float32)
+
+
+def writer(path: str, queues: list, ready) -> None:
+    with Memory(path, dim=8) as m:
+        ready.wait()
+        for i in range(N):
+            rid = m.add(f"note {i}", namespace="shared", vector=vec(i))
+            for q in queues:
+                q.put((rid, i))
+        for q in queues:
+            q.put(None)
+
+
+def reader(path: str, q, results, ready) -> None:
+    errors = []
+    with Memory(path, readonly=True) as m:
+        ready.wait()
+        seen = 0
+        while True:
+            item = q.get()
+            if item is None:
+                break
+            rid, i = item
+            # The first call after the commit must already see it: get and search, no retry.
+            r = m.get(rid)
+            if r is None or r.text != f"note {i}":
+                errors.append(f"get({rid}) -> {r}")
+            ids, _ = m._store.vector_search(vec(i), 1, "shared")
+            if len(ids) == 0 or ids[0] != rid:
+                errors.append(f"search for {rid} -> {ids}")
+            seen += 1
+        results.put((seen, errors))
+
+
+@pytest.mark.slow
+def test_readers_in_other_processes_see_every_commit(tmp_path):
+    path = str(tmp_path / "store")
+    Memory(path, dim=8).close()  # create it so read-only readers can open it
+    ctx = mp.get_context("spawn")
+    queues = [ctx.Queue(), ctx.Queue()]
+    results = ctx.Queue()
+    ready = ctx.Barrier(3)
+    readers = [ctx.Process(target=reader, args=(path, q, results, ready)) for q in queues]
+    for p in readers:
+        p.start()
+    w = ctx.Process(target=writer, args=(path, queues, ready))
+    w.start()
+    w.join(120)
+    outcomes = [results.get(timeout=120) for _ in readers]
+    for p in readers:
+        p.join(30)
+    assert w.exitcode == 0
+    assert all(p.exitcode == 0 for p in readers)
+    for seen, errors in outcomes:
+        assert errors == []
+        assert seen == N
