@@ -254,6 +254,7 @@ class Question:
     index: int  # position in the conversation's qa list (the key of question vectors)
     raw_evidence: tuple[str, ...] = ()
     unresolved: tuple[str, ...] = ()
+    meta: dict[str, Any] = field(default_factory=dict)  # e.g. synthetic data: fact kind, asked_after
 
     @property
     def usable(self) -> bool:
