@@ -329,6 +329,7 @@ def parse_date_time(value: Optional[str]) -> Optional[float]:
     return None
 
 
+_QA_KEYS = frozenset({"question", "answer", "adversarial_answer", "evidence", "category"})
 _SESSION_KEY = re.compile(r"^session_(\d+)$")
 _EVIDENCE_SPLIT = re.compile(r"[;,\s]+")
 
@@ -406,6 +407,7 @@ def _parse_conversation(sample: Mapping[str, Any], position: int) -> Conversatio
                 index=i,
                 raw_evidence=tuple(str(e) for e in raw),
                 unresolved=missing,
+                meta={k: v for k, v in q.items() if k not in _QA_KEYS},
             )
         )
     speakers = tuple(str(conv[k]) for k in ("speaker_a", "speaker_b") if k in conv)

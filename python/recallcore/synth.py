@@ -367,7 +367,7 @@ def to_locomo(conversations: list[Conversation]) -> list[dict[str, Any]]:
                 for t in s.turns
             ]
         qa = [{"question": q.question, "answer": q.answer, "evidence": list(q.raw_evidence or q.evidence),
-               "category": q.category, **({"meta": q.meta} if q.meta else {})} for q in c.questions]
+               "category": q.category, **q.meta} for q in c.questions]
         out.append({"sample_id": c.id, "conversation": conv, "qa": qa})
     return out
 
