@@ -365,3 +365,43 @@ def test_run_eval_rejects_bad_arguments() -> None:
         ev.run_eval([], FakeMemory, ks=(0,))
     with pytest.raises(ValueError):
         ev.run_eval([], FakeMemory, modes=())
+
+
+class DenseMemory:
+    """Exact cosine search over the precomputed (L2-normalised) vectors: the data README's dense row."""
+
+    def __init__(self) -> None:
+        self.ids: dict[str, list[int]] = {}
+        self.vecs: dict[str, list[np.ndarray]] = {}
+        self.next_id = 0
+
+    def __enter__(self) -> DenseMemory:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def add_many(self, items: list[dict], **_: Any) -> list[int]:
+        out = []
+        for item in items:
+            self.ids.setdefault(item["namespace"], []).append(self.next_id)
+            self.vecs.setdefault(item["namespace"], []).append(item["vector"])
+            out.append(self.next_id)
+            self.next_id += 1
+        return out
+
+    def recall(self, query: str, *, vector: np.ndarray, namespace: str, k: int, mode: str) -> list[Any]:
+        scores = np.asarray(self.vecs[namespace]) @ vector
+        order = np.argsort(-scores, kind="stable")[:k]
+        return [_Hit(self.ids[namespace][i], float(scores[i]), None) for i in order]  # type: ignore[arg-type]
+
+
+def test_runner_reproduces_the_published_dense_baseline(data_dir: Path) -> None:
+    # shared/data/README.md: dense (MiniLM cosine, exact), 696 questions: R@5 0.325, R@10 0.420, R@20 0.510
+    root = data_dir / "realtalk"
+    report = ev.run_eval(ev.load_locomo(root / "realtalk10.json"), DenseMemory,
+                         vectors=ev.load_realtalk_vectors(root), modes=("vector",), budgets=())
+    overall = report.summary()["vector"]["all"]
+    assert report.n_questions == 696 and report.n_skipped == 32
+    got = tuple(round(overall[f"R@{k}"], 3) for k in (5, 10, 20))
+    assert got == (0.325, 0.420, 0.510)
