@@ -25,9 +25,10 @@ Counting convention (write it down, because published tables differ on exactly t
 
 The "attention" component below is ``Q K^T + A V`` only (the part quadratic in n); the
 projections are reported separately. For Llama 3.1 8B this gives, causal, summed over 32 layers:
-68.85 GFLOPs at 512 tokens and 281.48 TFLOPs at 32,768 (a commonly quoted table gives 34.9 GFLOPs
-and 143 TFLOPs for these two lengths, which does not follow from the formula printed beside it; the
-numbers here follow from the formula above and are pinned in ``tests/test_cost.py``).
+68.85 GFLOPs at 512 tokens and 281.48 TFLOPs at 32,768 (``Q K^T`` alone: 34.43 GFLOPs and 140.74
+TFLOPs). A commonly quoted table gives 34.9 GFLOPs and 143 TFLOPs for these two lengths, which does
+not follow from the formula printed beside it (project issue 8); the numbers here follow from the
+formula above and are pinned in ``tests/test_cost.py``.
 
 >>> from recallcore import cost
 >>> f = cost.prefill_flops("llama-3.1-8b", 1)
