@@ -156,4 +156,9 @@ def test_breakdown_behaves_as_a_number() -> None:
     a = cost.prefill_flops("llama-3.2-1b", 100)
     b = cost.prefill_flops("llama-3.2-1b", 200)
     assert a < b and b > a.total and a == a.total
+    assert b - a == b.total - a.total and a / 1e9 == a.total / 1e9 and 2 * a == a + a
+    assert sum([a, b]) == a.total + b.total
+    assert len({a, cost.prefill_flops("llama-3.2-1b", 100)}) == 1
+    with pytest.raises(TypeError):
+        a + "x"  # type: ignore[operator]
     assert "llama-3.2-1b" in repr(a) and "attention=" in repr(a)

@@ -184,9 +184,14 @@ def _check_tokens(n_tokens: int, name: str = "n_tokens") -> int:
 class FlopBreakdown:
     """Prefill FLOPs by component, summed over all layers. Behaves as a number via ``.total``.
 
+    ``int(f)``, ``float(f)``, comparisons and arithmetic (``f / 1e12``, ``f1 - f2``, ``sum(...)``) use
+    the total; the fields hold the components.
+
     >>> f = prefill_flops("llama-3.2-1b", 10)
     >>> int(f) == f.total == f.qkv_proj + f.attention + f.out_proj + f.ffn + f.lm_head
     True
+    >>> f / f.total
+    1.0
     """
 
     model: str
@@ -225,9 +230,6 @@ class FlopBreakdown:
     def __float__(self) -> float:
         return float(self.total)
 
-    def __index__(self) -> int:
-        return self.total
-
     def __eq__(self, other: object) -> bool:
         if isinstance(other, FlopBreakdown):
             return dataclasses.astuple(self) == dataclasses.astuple(other)
@@ -236,7 +238,32 @@ class FlopBreakdown:
         return NotImplemented
 
     def __hash__(self) -> int:
-        return hash(dataclasses.astuple(self))
+        return hash(self.total)  # equal to an int total means equal hashes too
+
+    # Arithmetic works on the total and returns plain numbers: f / 1e12, f1 - f2, sum(fs), 2 * f.
+    def __add__(self, other: object) -> float:
+        return self.total + _as_number(other)
+
+    def __radd__(self, other: object) -> float:
+        return _as_number(other) + self.total
+
+    def __sub__(self, other: object) -> float:
+        return self.total - _as_number(other)
+
+    def __rsub__(self, other: object) -> float:
+        return _as_number(other) - self.total
+
+    def __mul__(self, other: object) -> float:
+        return self.total * _as_number(other)
+
+    def __rmul__(self, other: object) -> float:
+        return _as_number(other) * self.total
+
+    def __truediv__(self, other: object) -> float:
+        return self.total / _as_number(other)
+
+    def __rtruediv__(self, other: object) -> float:
+        return _as_number(other) / self.total
 
     def __lt__(self, other: object) -> bool:
         return self.total < _as_number(other)
@@ -277,7 +304,7 @@ def _as_number(other: object) -> float:
         return other.total
     if isinstance(other, (int, float)) and not isinstance(other, bool):
         return other
-    raise TypeError(f"cannot compare FlopBreakdown with {type(other).__name__}")
+    raise TypeError(f"unsupported operand for FlopBreakdown: {type(other).__name__}")
 
 
 def prefill_flops(
