@@ -163,6 +163,16 @@ def test_loader_resolves_evidence_and_flags_unusable_questions(tiny_path: Path) 
     assert [q.index for q in conv.usable_questions] == [0, 1]
 
 
+def test_render_is_the_dated_whole_history(tiny_path: Path) -> None:
+    (conv,) = ev.load_locomo(tiny_path)
+    lines = conv.render().splitlines()
+    assert len(lines) == 6
+    assert lines[0] == "(29.12.2023, 22:42:04) Ann: Hi Bob"
+    assert lines[3] == "(1:56 pm on 8 May, 2023) Bob: Look at this [shares a photo of a tram]"
+    assert lines[5] == "Ann: Session ten"  # no date for session 10
+    assert conv.render(dated=False).splitlines()[0] == "Ann: Hi Bob"
+
+
 def test_loader_rejects_non_locomo_files(tmp_path: Path) -> None:
     p = tmp_path / "bad.json"
     p.write_text(json.dumps([{"sample_id": "x"}]), encoding="utf-8")
@@ -337,7 +347,7 @@ def test_run_eval_with_contract_fake(tmp_path: Path) -> None:
     thirds = [s["hybrid"]["all"][f"{t}@100"] for t in ("start", "middle", "end")]
     assert sum(thirds) == pytest.approx(1.0)
     assert "ctx@8" not in s["reverse"]["all"]  # context packing is counted once, not per mode
-    assert report.conversation_tokens == pytest.approx(sum(len(t.content.split()) for t in convs[0].turns))
+    assert report.conversation_tokens == len(convs[0].render().split())
     assert ("context", "8") in mem.calls and ("recall", "reverse") in mem.calls
 
 

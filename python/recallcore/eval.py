@@ -280,6 +280,17 @@ class Conversation:
     def usable_questions(self) -> list[Question]:
         return [q for q in self.questions if q.usable]
 
+    def render(self, *, dated: bool = True) -> str:
+        """The whole history as one prompt: a line ``"(<session date>) <speaker>: <text>"`` per turn.
+
+        This is the "context-only" alternative a memory layer is measured against.
+        """
+        lines = []
+        for s in self.sessions:
+            prefix = f"({s.date_time}) " if dated and s.date_time else ""
+            lines.extend(prefix + t.content for t in s.turns)
+        return "\n".join(lines)
+
     def turn(self, dia_id: str) -> Turn:
         for t in self.turns:
             if t.dia_id == dia_id:
@@ -715,7 +726,8 @@ def run_eval(
     ``memory_factory()`` returns a fresh ``Memory`` (used as a context manager); each conversation
     goes into its own namespace. With ``vectors``, turns and questions carry their precomputed
     embeddings (a "vector" mode needs them unless the Memory has an embedder). ``token_counter``, when
-    given, counts the whole conversation's tokens for the report (the context-only alternative).
+    given, counts the tokens of ``Conversation.render()`` for the report (the context-only
+    alternative).
 
     >>> report = run_eval(load_locomo(path), lambda: Memory(tmp, dim=384),
     ...                   vectors=load_realtalk_vectors(dir))  # doctest: +SKIP
@@ -756,7 +768,7 @@ def run_eval(
             ids = memory.add_many(items)
             id_to_dia = {rid: t.dia_id for rid, t in zip(ids, conv.turns)}
             if token_counter is not None:
-                conv_tokens.append(sum(token_counter(t.content) for t in conv.turns))
+                conv_tokens.append(int(token_counter(conv.render())))
             for q in conv.questions:
                 if not q.usable:
                     n_skipped += 1
