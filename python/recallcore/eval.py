@@ -36,7 +36,6 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -65,6 +64,7 @@ __all__ = [
     "parse_date_time",
     "recall_at_k",
     "run_eval",
+    "score_ranking",
 ]
 
 Id = Any  # hashable: a dia_id string, a record id, ...
@@ -838,9 +838,3 @@ def _progress(total: int, enabled: bool) -> Callable[..., None]:
 
     return tq
 
-
-def group_by(results: Iterable[QuestionResult], key: Callable[[QuestionResult], Any]) -> dict[Any, list]:
-    out: dict[Any, list] = defaultdict(list)
-    for r in results:
-        out[key(r)].append(r)
-    return dict(out)
