@@ -415,3 +415,12 @@ def test_runner_reproduces_the_published_dense_baseline(data_dir: Path) -> None:
     assert report.n_questions == 696 and report.n_skipped == 32
     got = tuple(round(overall[f"R@{k}"], 3) for k in (5, 10, 20))
     assert got == (0.325, 0.420, 0.510)
+
+
+def test_run_eval_progress_does_not_change_results(tmp_path: Path) -> None:
+    p = tmp_path / "one.json"
+    p.write_text(json.dumps([_conv("c1")]), encoding="utf-8")
+    convs = ev.load_locomo(p)
+    quiet = ev.run_eval(convs, FakeMemory, modes=("hybrid",), budgets=(50,))
+    loud = ev.run_eval(convs, FakeMemory, modes=("hybrid",), budgets=(50,), progress=True)
+    assert quiet.to_dict() == loud.to_dict()
