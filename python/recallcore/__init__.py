@@ -10,7 +10,7 @@ True
 
 from __future__ import annotations
 
-from . import _core
+from . import _core, cost, eval  # eval: the evaluation module (shadows the builtin only as an attribute)
 from ._core import CorruptionError, StoreError, build_info, simd_level, simd_levels
 from .memory import Memory, State
 from .records import Record
@@ -29,6 +29,8 @@ __all__ = [
     "StoreError",
     "__version__",
     "build_info",
+    "cost",
+    "eval",
     "simd_level",
     "simd_levels",
 ]
