@@ -1,0 +1,255 @@
+#include "text/token_estimator.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "text/charclass.h"
+#include "text/utf8.h"
+
+namespace recallcore::text {
+
+namespace {
+
+// Expected tokens of an ASCII word piece, by [leading char: none | space | other][case: lower |
+// Capitalised | UPPER | mixed][letters - 1], for 1..16 letters. Fitted by
+// benchmarks/calibrate_estimator.py on REALTALK conversations 0-4, the GPL-3 text and CPython's IDLE
+// NEWS file (mean real tokens per bucket, shrunk towards a per-case table and made non-decreasing in
+// length); evaluated on other text.
+constexpr int kMaxLen = 16;
+constexpr float kWordTable[3][4][kMaxLen] = {
+#include "text/token_estimator_table.inc"
+};
+// Past 16 letters (rare names, URLs without separators, run-together words): tokens per extra letter.
+constexpr float kLongTailPerLetter = 0.30f;
+
+enum class Kind { letter, digit, space, newline, other };
+
+bool is_space(char32_t c) {
+  switch (c) {
+    case U'\t': case U'\n': case U'\v': case U'\f': case U'\r': case U' ': case 0x85: case 0xA0: case 0x1680:
+    case 0x2028: case 0x2029: case 0x202F: case 0x205F: case 0x3000:
+      return true;
+    default:
+      return c >= 0x2000 && c <= 0x200A;
+  }
+}
+
+Kind kind_of(char32_t c) {
+  if (c == U'\n' || c == U'\r') return Kind::newline;
+  if (is_space(c)) return Kind::space;
+  switch (classify(c)) {
+    case CharClass::letter:
+    case CharClass::ideograph:
+      return Kind::letter;
+    case CharClass::digit:
+      return Kind::digit;
+    default:
+      return Kind::other;  // includes combining marks: not \p{L} for the regex
+  }
+}
+
+struct Cp {
+  char32_t c;
+  std::size_t pos;  // byte offset
+  Kind k;
+};
+
+// Tokens per letter for letters outside ASCII, by script; from cl100k counts of sample sentences.
+float letter_rate(char32_t c) {
+  if (c < 0x250 || (c >= 0x1E00 && c <= 0x1EFF)) return 0.6f;  // accented Latin, on top of the word table
+  if (c >= 0x370 && c <= 0x3FF) return 1.0f;                    // Greek
+  if (c >= 0x1F00 && c <= 0x1FFF) return 1.0f;                  // Greek extended
+  if (c >= 0x400 && c <= 0x52F) return 0.5f;                    // Cyrillic
+  if (c >= 0x590 && c <= 0x5FF) return 0.7f;                    // Hebrew
+  if (c >= 0x600 && c <= 0x6FF) return 0.85f;                   // Arabic
+  if (c >= 0x900 && c <= 0xDFF) return 1.6f;                    // Indic scripts
+  if (c >= 0xE00 && c <= 0xE7F) return 1.2f;                    // Thai
+  if (c >= 0xAC00 && c <= 0xD7A3) return 1.3f;                  // Hangul syllables
+  if (c >= 0x3040 && c <= 0x30FF) return 1.0f;                  // kana
+  if (c >= 0x3400 && c <= 0x9FFF) return 1.3f;                  // CJK ideographs
+  if (c >= 0x20000) return 2.0f;                                // rare ideographs: several byte tokens
+  return 1.0f;
+}
+
+// Cost of one non-letter, non-digit, non-space character inside a punctuation run.
+float symbol_cost(char32_t c) {
+  if (c == 0xFE0F) return 0.5f;  // emoji presentation selector: often merged with its emoji
+  if (c < 0x800) return 1.0f;
+  if (c < 0x10000) return 1.0f;  // 3-byte: quotes, dashes, bullets, most merged to one token
+  return 2.3f;                   // 4-byte: emoji, mostly two or three byte-level tokens
+}
+
+double word_tokens(const Cp* w, std::size_t n, int lead) {
+  bool ascii = true;
+  for (std::size_t i = 0; i < n; ++i) ascii = ascii && w[i].c < 0x80;
+  if (!ascii) {
+    // Latin words with a few accents: the ASCII table for the length plus a cost per accented
+    // letter; other scripts: a per-letter rate.
+    double latin_extra = 0, other = 0;
+    std::size_t latin = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      const char32_t c = w[i].c;
+      if (c < 0x80) {
+        ++latin;
+      } else if (c < 0x250 || (c >= 0x1E00 && c <= 0x1EFF)) {
+        ++latin;
+        latin_extra += letter_rate(c);
+      } else {
+        other += letter_rate(c);
+      }
+    }
+    double t = other + latin_extra;
+    if (latin) t += kWordTable[lead][0][std::min<std::size_t>(latin, kMaxLen) - 1];
+    if (lead == 2) t += 0.5;
+    return std::max(1.0, t);
+  }
+  bool upper0 = w[0].c <= 'Z', rest_lower = true, all_upper = true;
+  for (std::size_t i = 0; i < n; ++i) {
+    const bool up = w[i].c <= 'Z';
+    if (i && up) rest_lower = false;
+    all_upper = all_upper && up;
+  }
+  int cs = 3;  // mixed
+  if (!upper0 && rest_lower) cs = 0;
+  else if (upper0 && rest_lower) cs = 1;
+  else if (all_upper) cs = 2;
+  if (n == 1) cs = upper0 ? 1 : 0;
+  const std::size_t len = std::min<std::size_t>(n, kMaxLen);
+  return kWordTable[lead][cs][len - 1] + (n > kMaxLen ? kLongTailPerLetter * double(n - kMaxLen) : 0.0);
+}
+
+double punct_tokens(const Cp* p, std::size_t n, bool space_lead) {
+  std::size_t ascii = 0;
+  double t = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (p[i].c < 0x80) ++ascii;
+    else t += symbol_cost(p[i].c);
+  }
+  // Short ASCII runs (".", "?!", "...") are single tokens; longer ones add a fraction per char.
+  if (ascii) t += 1.0 + 0.3 * double(std::min<std::size_t>(ascii, 6) - std::min<std::size_t>(ascii, 2)) +
+                  0.1 * double(ascii > 6 ? ascii - 6 : 0);
+  if (space_lead && ascii == 0) t += 0.3;  // a space before a non-ASCII symbol often stays separate
+  return std::max(1.0, t);
+}
+
+// Walks the cl100k pre-tokenisation; calls emit(begin, end, estimate) for each piece, where begin and
+// end index the code point vector.
+template <class Emit>
+void split(const std::vector<Cp>& cps, Emit&& emit) {
+  const std::size_t n = cps.size();
+  auto kind = [&](std::size_t i) { return cps[i].k; };
+  auto ws = [&](std::size_t i) { return cps[i].k == Kind::space || cps[i].k == Kind::newline; };
+  std::size_t i = 0;
+  while (i < n) {
+    const char32_t c = cps[i].c;
+    // 1. Contractions: '(?i:[sdmt]|ll|ve|re)
+    if (c == U'\'' && i + 1 < n) {
+      const char32_t a = cps[i + 1].c | 0x20, b = i + 2 < n ? (cps[i + 2].c | 0x20) : 0;
+      std::size_t len = 0;
+      if (cps[i + 1].c < 0x80 && (a == 's' || a == 'd' || a == 'm' || a == 't')) len = 2;
+      else if (i + 2 < n && cps[i + 1].c < 0x80 && cps[i + 2].c < 0x80 &&
+               ((a == 'l' && b == 'l') || (a == 'v' && b == 'e') || (a == 'r' && b == 'e')))
+        len = 3;
+      if (len) {
+        emit(i, i + len, 1.0);
+        i += len;
+        continue;
+      }
+    }
+    // 2. [^\r\n\p{L}\p{N}]?+\p{L}++
+    {
+      std::size_t j = i;
+      int lead = 0;
+      if (kind(i) == Kind::other || kind(i) == Kind::space) {
+        if (i + 1 < n && kind(i + 1) == Kind::letter) {
+          lead = c == U' ' ? 1 : 2;
+          j = i + 1;
+        }
+      }
+      if (kind(j) == Kind::letter) {
+        std::size_t e = j;
+        while (e < n && kind(e) == Kind::letter) ++e;
+        emit(i, e, word_tokens(&cps[j], e - j, lead));
+        i = e;
+        continue;
+      }
+    }
+    // 3. \p{N}{1,3}+
+    if (kind(i) == Kind::digit) {
+      std::size_t e = i;
+      while (e < n && e - i < 3 && kind(e) == Kind::digit) ++e;
+      emit(i, e, 1.0);
+      i = e;
+      continue;
+    }
+    // 4.  ?[^\s\p{L}\p{N}]++[\r\n]*+
+    {
+      std::size_t j = (c == U' ' && i + 1 < n) ? i + 1 : i;
+      if (kind(j) == Kind::other) {
+        std::size_t e = j;
+        while (e < n && kind(e) == Kind::other) ++e;
+        const std::size_t body_end = e;
+        while (e < n && kind(e) == Kind::newline) ++e;
+        emit(i, e, punct_tokens(&cps[j], body_end - j, j != i));
+        i = e;
+        continue;
+      }
+    }
+    // Whitespace: 5. \s++$  6. \s*[\r\n]  7. \s+(?!\S)  8. \s
+    std::size_t e = i;
+    std::size_t last_nl = n;  // index of the last newline in the run
+    while (e < n && ws(e)) {
+      if (kind(e) == Kind::newline) last_nl = e;
+      ++e;
+    }
+    if (e == n) {
+      emit(i, e, 1.0);
+    } else if (last_nl != n) {
+      e = last_nl + 1;
+      emit(i, e, 1.0);
+    } else if (e - i >= 2) {
+      e = e - 1;  // leave one space to lead the next word
+      emit(i, e, 1.0);
+    } else {
+      e = i + 1;
+      emit(i, e, 1.0);
+    }
+    i = e;
+  }
+}
+
+void decode_all(std::string_view s, std::vector<Cp>& out) {
+  require_valid_utf8(s);
+  out.clear();
+  std::size_t i = 0;
+  while (i < s.size()) {
+    const std::size_t at = i;
+    char32_t c = 0;
+    decode_utf8(s, i, c);
+    out.push_back({c, at, kind_of(c)});
+  }
+}
+
+}  // namespace
+
+std::size_t estimate_tokens(std::string_view utf8) {
+  thread_local std::vector<Cp> cps;
+  decode_all(utf8, cps);
+  if (cps.empty()) return 0;
+  double total = 0;
+  split(cps, [&](std::size_t, std::size_t, double t) { total += t; });
+  return std::max<std::size_t>(1, std::size_t(std::llround(total)));
+}
+
+std::vector<std::string_view> cl100k_pieces(std::string_view utf8) {
+  std::vector<Cp> cps;
+  decode_all(utf8, cps);
+  std::vector<std::string_view> out;
+  split(cps, [&](std::size_t b, std::size_t e, double) {
+    const std::size_t from = cps[b].pos, to = e < cps.size() ? cps[e].pos : utf8.size();
+    out.push_back(utf8.substr(from, to - from));
+  });
+  return out;
+}
+
+}  // namespace recallcore::text
