@@ -208,6 +208,12 @@ void register_text(py::module_& m) {
         "True when the bytes are well-formed UTF-8.");
   m.def("estimate_tokens", &estimate_tokens, py::arg("text"),
         "Estimated number of cl100k_base tokens of text (no vocabulary; about ±10% in aggregate on English).");
+  m.def("_cl100k_pieces", [](const py::handle& t) {
+    const auto pieces = text::cl100k_pieces(utf8_of(t, "text"));
+    py::list out;
+    for (auto p : pieces) out.append(py::str(p.data(), p.size()));
+    return out;
+  }, py::arg("text"), "The estimator's cl100k pre-tokenisation pieces (for tests).");
   m.def("estimate_tokens_many", &estimate_tokens_many, py::arg("texts"),
         "estimate_tokens for each text, as an int64 numpy array (the GIL is released).");
 
