@@ -10,8 +10,18 @@ True
 
 from __future__ import annotations
 
-from . import _core
-from ._core import CorruptionError, StoreError, build_info, simd_level, simd_levels
+from . import _core, tokens
+from ._core import (
+    Bm25Index,
+    CorruptionError,
+    StoreError,
+    build_info,
+    estimate_tokens,
+    simd_level,
+    simd_levels,
+    tokenize,
+)
+from .tokens import TokenCounter, get_counter
 
 __version__: str = _core.build_info()["version"]
 
@@ -20,10 +30,16 @@ __version__: str = _core.build_info()["version"]
 simd_level()
 
 __all__ = [
+    "Bm25Index",
     "CorruptionError",
     "StoreError",
+    "TokenCounter",
     "__version__",
     "build_info",
+    "estimate_tokens",
+    "get_counter",
     "simd_level",
     "simd_levels",
+    "tokenize",
+    "tokens",
 ]
