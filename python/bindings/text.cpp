@@ -188,9 +188,20 @@ class PyBm25 {
     if (!PyBytes_Check(data.ptr()) && !PyByteArray_Check(data.ptr()) && !PyMemoryView_Check(data.ptr()))
       throw py::type_error("data must be bytes, bytearray or memoryview, got " +
                            std::string(py::str(py::type::of(data).attr("__name__"))));
-    const std::string copy = py::bytes(py::reinterpret_borrow<py::object>(data));
+    // A simple (contiguous) buffer view, held while the GIL is released: an exporter such as a
+    // bytearray cannot be resized while a view exists, so no copy is needed.
+    struct View {
+      Py_buffer b{};
+      explicit View(PyObject* o) {
+        if (PyObject_GetBuffer(o, &b, PyBUF_SIMPLE) != 0) throw py::error_already_set();
+      }
+      ~View() { PyBuffer_Release(&b); }
+      View(const View&) = delete;
+      View& operator=(const View&) = delete;
+    } view(data.ptr());
+    const std::string_view bytes(static_cast<const char*>(view.b.buf), std::size_t(view.b.len));
     py::gil_scoped_release release;
-    return PyBm25(text::Bm25Index::deserialize(copy));
+    return PyBm25(text::Bm25Index::deserialize(bytes));
   }
 
   const text::Bm25Index& index() const { return index_; }
