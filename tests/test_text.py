@@ -44,7 +44,8 @@ def test_lowercase_and_uppercase_forms_give_the_same_tokens():
 
 def test_stopwords_are_removed_only_when_asked():
     assert tokenize("the cat is on the mat") == ["cat", "mat"]
-    assert tokenize("the cat is on the mat", stopwords=False, stem=False) == ["the", "cat", "is", "on", "the", "mat"]
+    all_words = tokenize("the cat is on the mat", stopwords=False, stem=False)
+    assert all_words == ["the", "cat", "is", "on", "the", "mat"]
 
 
 def test_contractions_become_stopwords():
@@ -53,7 +54,8 @@ def test_contractions_become_stopwords():
 
 
 def test_apostrophe_inside_a_word_is_dropped_and_elsewhere_separates():
-    assert tokenize("don't 'quoted' rock'n'roll", stopwords=False, stem=False) == ["dont", "quoted", "rocknroll"]
+    words = tokenize("don't 'quoted' rock'n'roll", stopwords=False, stem=False)
+    assert words == ["dont", "quoted", "rocknroll"]
     assert tokenize("John's", stem=False) == ["johns"]
     assert tokenize("John's") == ["john"]
 
