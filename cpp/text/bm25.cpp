@@ -92,11 +92,6 @@ Scratch& scratch() {
   return s;
 }
 
-// Strict "better" order: higher score, then smaller id (deterministic ties).
-bool better(const LexHit& a, const LexHit& b) {
-  return a.score > b.score || (a.score == b.score && a.id < b.id);
-}
-
 }  // namespace
 
 void Bm25Params::validate() const {
@@ -256,9 +251,11 @@ std::vector<LexHit> Bm25Index::search(std::uint32_t partition, std::string_view 
   struct Reset {
     Scratch& s;
     ~Reset() {
+      float* const acc = s.acc.data();
+      std::uint8_t* const state = s.state.data();
       for (std::uint32_t slot : s.touched) {
-        s.acc[slot] = 0.0f;
-        s.state[slot] = 0;
+        acc[slot] = 0.0f;
+        state[slot] = 0;
       }
       s.touched.clear();
     }
@@ -269,6 +266,13 @@ std::vector<LexHit> Bm25Index::search(std::uint32_t partition, std::string_view 
   const float k1 = params_.k1;
   const float c0 = k1 * (1.0f - params_.b);    // the length-independent part of the tf normaliser
   const float c1 = float(double(k1) * params_.b / avgdl);
+  // Raw pointers: the uint8_t state stores could alias the vectors' own members, which would make
+  // the compiler reload them on every posting.
+  float* const acc = s.acc.data();
+  std::uint8_t* const state = s.state.data();
+  const std::uint64_t* const slot_id = p.slot_id.data();
+  const std::uint32_t* const slot_len = p.slot_len.data();
+  std::vector<std::uint32_t>& touched = s.touched;
   for (std::uint32_t term : s.qterms) {
     auto it = p.postings.find(term);
     if (it == p.postings.end()) continue;
@@ -277,28 +281,33 @@ std::vector<LexHit> Bm25Index::search(std::uint32_t partition, std::string_view 
     const float idf = float(std::log1p((n - df + 0.5) / (df + 0.5)));
     const float w = idf * (k1 + 1.0f);
     for (const Posting& post : list) {
-      std::uint8_t& st = s.state[post.slot];
+      const std::uint32_t slot = post.slot;
+      const std::uint8_t st = state[slot];
       if (st == 0) {
-        s.touched.push_back(post.slot);
-        if (filter && !filter->allows(p.slot_id[post.slot])) {
-          st = 2;
+        touched.push_back(slot);
+        if (filter && !filter->allows(slot_id[slot])) {
+          state[slot] = 2;
           continue;
         }
-        st = 1;
+        state[slot] = 1;
       } else if (st == 2) {
         continue;
       }
       const float tf = float(post.tf);
-      s.acc[post.slot] += w * tf / (tf + c0 + c1 * float(p.slot_len[post.slot]));
+      acc[slot] += w * tf / (tf + c0 + c1 * float(slot_len[slot]));
     }
   }
 
   // Bounded heap of the k best: its front is the worst kept hit.
+  // Strict "better" order: higher score, then smaller id (deterministic ties).
+  const auto better = [](const LexHit& a, const LexHit& b) {
+    return a.score > b.score || (a.score == b.score && a.id < b.id);
+  };
   auto& heap = s.heap;
   heap.clear();
-  for (std::uint32_t slot : s.touched) {
-    if (s.state[slot] != 1) continue;
-    const LexHit h{p.slot_id[slot], s.acc[slot]};
+  for (std::uint32_t slot : touched) {
+    if (state[slot] != 1) continue;
+    const LexHit h{slot_id[slot], acc[slot]};
     if (heap.size() < k) {
       heap.push_back(h);
       std::push_heap(heap.begin(), heap.end(), better);
