@@ -224,3 +224,15 @@ def test_tiktoken_counter_reports_a_missing_encoding_clearly():
 
 def test_count_tokens_helper():
     assert tokens.count_tokens(["Hello world", ""]) == [2, 0]
+
+
+def test_long_text_is_estimated_as_accurately_as_its_messages(data_dir):
+    # Texts over 64 KiB are estimated in chunks cut where a cl100k piece must end.
+    enc = offline_cl100k()
+    texts = realtalk_texts(data_dir)[:3000]
+    joined = "\n".join(texts)
+    assert len(joined.encode()) > 4 * 65536
+    real = len(enc.encode_ordinary(joined))
+    assert abs(_core.estimate_tokens(joined) - real) / real <= 0.10
+    spaced = " ".join(texts)  # cut points are spaces: same pieces as the messages joined by spaces
+    assert abs(_core.estimate_tokens(spaced) - len(enc.encode_ordinary(spaced))) / real <= 0.10

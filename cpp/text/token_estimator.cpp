@@ -218,8 +218,8 @@ void split(const std::vector<Cp>& cps, Emit&& emit) {
   }
 }
 
+// Decodes already-validated UTF-8.
 void decode_all(std::string_view s, std::vector<Cp>& out) {
-  require_valid_utf8(s);
   out.clear();
   std::size_t i = 0;
   while (i < s.size()) {
@@ -230,18 +230,41 @@ void decode_all(std::string_view s, std::vector<Cp>& out) {
   }
 }
 
+// Long texts are estimated in chunks so the decoded code points (24 bytes each) stay few. A chunk
+// may end only where a pre-tokenisation piece must end: before an ASCII space that follows an ASCII
+// non-space character. Every piece that could hold that character ends there (only whitespace
+// pieces contain spaces, and a leading space begins a piece), and the piece starting at the space
+// depends only on what follows, so the chunks' pieces are exactly the text's pieces.
+constexpr std::size_t kChunk = std::size_t(1) << 16;
+
+std::size_t next_cut(std::string_view s, std::size_t from) {
+  if (s.size() - from <= kChunk) return s.size();
+  for (std::size_t q = from + kChunk; q < s.size(); ++q) {
+    const unsigned char prev = static_cast<unsigned char>(s[q - 1]);
+    if (s[q] == ' ' && prev < 0x80 && prev > ' ') return q;
+  }
+  return s.size();
+}
+
 }  // namespace
 
 std::size_t estimate_tokens(std::string_view utf8) {
+  require_valid_utf8(utf8);  // once, so an error names the offset in the whole text
+  if (utf8.empty()) return 0;
   thread_local std::vector<Cp> cps;
-  decode_all(utf8, cps);
-  if (cps.empty()) return 0;
   double total = 0;
-  split(cps, [&](std::size_t, std::size_t, double t) { total += t; });
+  for (std::size_t from = 0; from < utf8.size();) {
+    const std::size_t to = next_cut(utf8, from);
+    decode_all(utf8.substr(from, to - from), cps);
+    split(cps, [&](std::size_t, std::size_t, double t) { total += t; });
+    from = to;
+  }
+  if (cps.capacity() > 4 * kChunk) cps = {};  // a text without cut points: do not keep its buffer
   return std::max<std::size_t>(1, std::size_t(std::llround(total)));
 }
 
 std::vector<std::string_view> cl100k_pieces(std::string_view utf8) {
+  require_valid_utf8(utf8);
   std::vector<Cp> cps;
   decode_all(utf8, cps);
   std::vector<std::string_view> out;
