@@ -33,7 +33,8 @@ struct TokenizerOptions {
 std::vector<std::string> tokenize(std::string_view utf8, const TokenizerOptions& options = {});
 
 // Same tokens, handed one at a time to `sink` without allocating a vector of strings; the view is
-// valid only during the call. Validates the whole input before the first call to `sink`.
+// valid only during the call. Validates the whole input before the first call to `sink`. Uses a
+// per-thread word buffer, so `sink` must not call for_each_token/tokenize itself.
 void for_each_token(std::string_view utf8, const TokenizerOptions& options,
                     const std::function<void(std::string_view)>& sink);
 
