@@ -32,11 +32,15 @@ import tiktoken
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(os.environ.get("RECALLCORE_DATA", ROOT.parent / "shared" / "data"))
 PAT = regex.compile(
-    r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s"""
+    r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+"""
+    r"""|\s++$|\s*[\r\n]|\s+(?!\S)|\s"""
 )
 LMAX = 16
 LEADS = ["none", "sp", "oth"]
 CASES = ["low", "cap", "up", "mix"]
+
+
+sys.path.insert(0, str(ROOT / "python"))
 
 
 def encoding() -> tiktoken.Encoding:
@@ -75,11 +79,125 @@ def corpus(name: str) -> list[str]:
     if name == "news":
         found = sorted(glob.glob(os.path.join(os.path.dirname(os.__file__), "idlelib", "NEWS*.txt")))
         return paragraphs(found[-1]) if found else []
+    if name.startswith("vim:"):
+        return catalog(name[4:], vim=True)
+    if name.startswith("mo:"):
+        return catalog(name[3:], vim=False)
     if name == "pydoc":
         import pydoc_data.topics as topics
 
         return [p for p in "\n\n".join(topics.topics.values()).split("\n\n") if p.strip()]
     raise ValueError(f"unknown corpus {name!r}")
+
+
+LATIN_LANGS = ["fr", "de", "es", "it", "pt", "pl", "cs", "tr", "vi", "sv", "hu", "ro", "ca", "fi", "da", "nl"]
+OTHER_LANGS = ["ru", "uk", "bg", "el", "ja", "zh_CN", "zh_TW", "ko", "ar", "fa", "he", "hi", "bn", "th"]
+
+
+def catalog(lang: str, vim: bool, limit: int = 3000) -> list[str]:
+    """Translated messages (>= 20 chars) of the system's gettext catalogs for `lang`: real text in
+    that language, written by translators. ``vim=True`` gives Vim's catalog (held out), else all
+    other packages' catalogs (the fit set)."""
+    import gettext
+
+    if vim:
+        paths = glob.glob(f"/usr/share/vim/vim*/lang/{lang}/LC_MESSAGES/vim.mo")
+    else:
+        found = glob.glob(f"/usr/share/locale/{lang}/LC_MESSAGES/*.mo")
+        paths = [p for p in found if not p.endswith("/vim.mo")]
+    out: list[str] = []
+    for path in sorted(paths):
+        try:
+            with open(path, "rb") as f:
+                cat = gettext.GNUTranslations(f)
+        except (OSError, ValueError, UnicodeDecodeError):
+            continue
+        out += [v for k, v in cat._catalog.items() if k and isinstance(v, str) and len(v) >= 20]
+    return out[:limit]
+
+
+def is_latin(c: str) -> bool:
+    o = ord(c)
+    return c.isalpha() and (o < 0x250 or 0x1E00 <= o <= 0x1EFF)
+
+
+def foreign_latin(text: str) -> bool:
+    """The estimator's switch to its table for other Latin-script languages (mirrors table_for() in
+    cpp/text/token_estimator.cpp): accents on at least 1% of the Latin letters with under 30% English
+    stopwords among the ASCII words, or at least 6 ASCII words with under 12% stopwords."""
+    from recallcore import _core
+
+    latin = [c for c in text if is_latin(c)]
+    accented = sum(ord(c) >= 0x80 for c in latin)
+    words = [w for w in regex.findall(r"\p{L}+", text) if w.isascii()]
+    stop = sum(1 for w in words if _core.is_stopword(w.lower()))
+    return (bool(latin) and accented * 100 >= len(latin) and stop * 10 < len(words) * 3) or (
+        len(words) >= 6 and stop * 100 < len(words) * 12
+    )
+
+
+SCRIPTS = [  # (name, first, last) of the non-Latin letter ranges the estimator rates per letter
+    ("greek", 0x370, 0x3FF),
+    ("cyrillic", 0x400, 0x52F),
+    ("hebrew", 0x590, 0x5FF),
+    ("arabic", 0x600, 0x6FF),
+    ("devanagari", 0x900, 0x97F),
+    ("bengali", 0x980, 0x9FF),
+    ("indic_other", 0xA00, 0xDFF),
+    ("thai", 0xE00, 0xE7F),
+    ("greek_ext", 0x1F00, 0x1FFF),
+    ("kana", 0x3040, 0x30FF),
+    ("han", 0x3400, 0x9FFF),
+    ("hangul", 0xAC00, 0xD7A3),
+]
+
+
+def script_of(c: str) -> str | None:
+    o = ord(c)
+    for name, lo, hi in SCRIPTS:
+        if lo <= o <= hi:
+            return name
+    return None
+
+
+def fit_scripts(enc: tiktoken.Encoding) -> dict[str, tuple[float, float]]:
+    """Per script: least-squares tokens = rate * letters + intercept over single-script word pieces."""
+    rows = collections.defaultdict(list)
+    for lang in OTHER_LANGS:
+        for text in catalog(lang, vim=False):
+            for piece in PAT.findall(text):
+                m = regex.fullmatch(r"([^\r\n\p{L}\p{N}]?)(\p{L}+)", piece)
+                if not m:
+                    continue
+                scripts = {script_of(c) for c in m.group(2)}
+                if len(scripts) == 1 and None not in scripts:
+                    rows[scripts.pop()].append((len(m.group(2)), len(enc.encode_ordinary(piece))))
+    rows["greek_ext"] = rows["greek"]
+    rows["indic_other"] = rows["bengali"]  # no catalogs fitted for Gurmukhi..Sinhala: nearest guess
+    out = {}
+    for name, _, _ in SCRIPTS:
+        r = np.array(rows[name], dtype=np.float64)
+        a = np.vstack([r[:, 0], np.ones(len(r))]).T
+        rate, intercept = np.linalg.lstsq(a, r[:, 1], rcond=None)[0]
+        out[name] = (round(float(rate), 3), round(float(intercept), 3))
+    return out
+
+
+def fit_accent(table: dict[str, float], texts: list[str], enc: tiktoken.Encoding) -> float:
+    """Extra tokens per accented letter in a Latin word, on top of the table for its length."""
+    extra, accents = 0.0, 0
+    for text in texts:
+        for piece in PAT.findall(text):
+            m = regex.fullmatch(r"([^\r\n\p{L}\p{N}]?)(\p{L}+)", piece)
+            if not m or not all(is_latin(c) for c in m.group(2)) or m.group(2).isascii():
+                continue
+            w = m.group(2)
+            lead = "none" if not m.group(1) else ("sp" if m.group(1) == " " else "oth")
+            case = "cap" if w[0].isupper() else "low"
+            n = min(len(w), LMAX)
+            extra += len(enc.encode_ordinary(piece)) - table[f"{lead}|{case}|{n}"]
+            accents += sum(ord(c) >= 0x80 for c in w)
+    return round(extra / max(accents, 1), 3)
 
 
 def word_key(piece: str) -> tuple[str, str, int] | None:
@@ -141,23 +259,43 @@ def fit(texts: list[str], enc: tiktoken.Encoding) -> dict[str, float]:
     return table
 
 
-def write_inc(table: dict[str, float], path: Path) -> None:
+def write_inc(english: dict[str, float], foreign: dict[str, float], accent: float,
+              scripts: dict[str, tuple[float, float]], path: Path) -> None:
     names = {"none": "none", "sp": "space", "oth": "other"}
     lines = [
-        "// Generated by benchmarks/calibrate_estimator.py: expected cl100k tokens of an ASCII word piece,",
-        "// [leading char][case][letters - 1]. Do not edit by hand.",
+        "// Generated by benchmarks/calibrate_estimator.py (fit on real text against the real cl100k_base).",
+        "// Do not edit by hand: rerun the script with --write.",
+        "",
+        "// Expected tokens of an ASCII word piece: [table: English | accented-Latin languages]",
+        "// [leading char: none | space | other][case: lower | Capitalised | UPPER | mixed][letters - 1].",
+        f"constexpr float kWordTable[2][3][4][{LMAX}] = {{",
     ]
-    for lead in LEADS:
-        lines.append(f"    {{  // leading char: {names[lead]}")
-        for case in CASES:
-            vals = ", ".join(f"{table[f'{lead}|{case}|{n}']:.3f}f" for n in range(1, LMAX + 1))
-            lines.append(f"        {{{vals}}},  // {case}")
-        lines.append("    },")
+    for tname, table in (("English", english), ("accented-Latin languages", foreign)):
+        lines.append(f"  {{  // {tname}")
+        for lead in LEADS:
+            lines.append(f"    {{  // leading char: {names[lead]}")
+            for case in CASES:
+                vals = ", ".join(f"{table[f'{lead}|{case}|{n}']:.3f}f" for n in range(1, LMAX + 1))
+                lines.append(f"        {{{vals}}},  // {case}")
+            lines.append("    },")
+        lines.append("  },")
+    lines += [
+        "};",
+        "",
+        "// Extra tokens per accented Latin letter in a word, on top of the table for its length.",
+        f"constexpr float kAccentCost = {accent:.3f}f;",
+        "",
+        "// Per non-Latin script: tokens of a word piece = rate * letters + intercept.",
+        "constexpr ScriptRate kScriptRates[] = {",
+    ]
+    for name, lo, hi in SCRIPTS:
+        rate, intercept = scripts[name]
+        lines.append(f"    {{0x{lo:X}, 0x{hi:X}, {rate:.3f}f, {intercept:.3f}f}},  // {name}")
+    lines.append("};")
     path.write_text("\n".join(lines) + "\n")
 
 
 def report(names: list[str], enc: tiktoken.Encoding) -> None:
-    sys.path.insert(0, str(ROOT / "python"))
     from recallcore import _core
 
     print(f"{'corpus':8s} {'texts':>6s} {'real':>8s} {'estimate':>8s} {'aggregate':>9s} {'mean|e|':>7s}"
@@ -177,12 +315,21 @@ def report(names: list[str], enc: tiktoken.Encoding) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--write", action="store_true", help="refit and rewrite the C++ table")
-    ap.add_argument("--corpora", nargs="*", default=["rt_train", "rt_test", "gpl", "news", "apache", "pydoc"])
+    ap.add_argument(
+        "--corpora", nargs="*",
+        default=["rt_train", "rt_test", "gpl", "news", "apache", "pydoc"]
+        + [f"{src}:{lang}" for lang in LATIN_LANGS + OTHER_LANGS for src in ("mo", "vim")],
+        help="rt_train, rt_test, gpl, news, apache, pydoc, mo:<lang> (fit), vim:<lang> (held out)",
+    )
     args = ap.parse_args()
     enc = encoding()
     if args.write:
-        texts = corpus("rt_train") + corpus("gpl") + corpus("news")
-        write_inc(fit(texts, enc), ROOT / "cpp" / "text" / "token_estimator_table.inc")
+        english_texts = corpus("rt_train") + corpus("gpl") + corpus("news")
+        english = fit(english_texts, enc)
+        latin_texts = [t for lang in LATIN_LANGS for t in catalog(lang, vim=False) if foreign_latin(t)]
+        foreign = fit(latin_texts, enc)
+        write_inc(english, foreign, fit_accent(foreign, latin_texts, enc), fit_scripts(enc),
+                  ROOT / "cpp" / "text" / "token_estimator_table.inc")
         print("wrote cpp/text/token_estimator_table.inc: rebuild the extension, then run without --write")
         return
     report(args.corpora, enc)

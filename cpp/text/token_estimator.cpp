@@ -2,23 +2,28 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
 
 #include "text/charclass.h"
+#include "text/tokenizer.h"
 #include "text/utf8.h"
 
 namespace recallcore::text {
 
 namespace {
 
-// Expected tokens of an ASCII word piece, by [leading char: none | space | other][case: lower |
-// Capitalised | UPPER | mixed][letters - 1], for 1..16 letters. Fitted by
-// benchmarks/calibrate_estimator.py on REALTALK conversations 0-4, the GPL-3 text and CPython's IDLE
-// NEWS file (mean real tokens per bucket, shrunk towards a per-case table and made non-decreasing in
-// length); evaluated on other text.
-constexpr int kMaxLen = 16;
-constexpr float kWordTable[3][4][kMaxLen] = {
-#include "text/token_estimator_table.inc"
+struct ScriptRate {
+  char32_t lo, hi;
+  float rate, intercept;
 };
+
+// kWordTable, kAccentCost and kScriptRates, fitted by benchmarks/calibrate_estimator.py: ASCII word
+// tables on REALTALK conversations 0-4, GPL-3 and CPython's IDLE NEWS (English) and on the system's
+// gettext catalogs of 16 Latin-script languages (other languages); script rates on the catalogs of 14
+// languages in other scripts. Evaluated on held-out text (benchmarks/RESULTS.md).
+constexpr int kMaxLen = 16;
+#include "text/token_estimator_table.inc"
+
 // Past 16 letters (rare names, URLs without separators, run-together words): tokens per extra letter.
 constexpr float kLongTailPerLetter = 0.30f;
 
@@ -54,21 +59,12 @@ struct Cp {
   Kind k;
 };
 
-// Tokens per letter for letters outside ASCII, by script; from cl100k counts of sample sentences.
-float letter_rate(char32_t c) {
-  if (c < 0x250 || (c >= 0x1E00 && c <= 0x1EFF)) return 0.6f;  // accented Latin, on top of the word table
-  if (c >= 0x370 && c <= 0x3FF) return 1.0f;                    // Greek
-  if (c >= 0x1F00 && c <= 0x1FFF) return 1.0f;                  // Greek extended
-  if (c >= 0x400 && c <= 0x52F) return 0.5f;                    // Cyrillic
-  if (c >= 0x590 && c <= 0x5FF) return 0.7f;                    // Hebrew
-  if (c >= 0x600 && c <= 0x6FF) return 0.85f;                   // Arabic
-  if (c >= 0x900 && c <= 0xDFF) return 1.6f;                    // Indic scripts
-  if (c >= 0xE00 && c <= 0xE7F) return 1.2f;                    // Thai
-  if (c >= 0xAC00 && c <= 0xD7A3) return 1.3f;                  // Hangul syllables
-  if (c >= 0x3040 && c <= 0x30FF) return 1.0f;                  // kana
-  if (c >= 0x3400 && c <= 0x9FFF) return 1.3f;                  // CJK ideographs
-  if (c >= 0x20000) return 2.0f;                                // rare ideographs: several byte tokens
-  return 1.0f;
+bool is_latin_letter(char32_t c) { return c < 0x250 || (c >= 0x1E00 && c <= 0x1EFF); }
+
+const ScriptRate* script_rate(char32_t c) {
+  for (const ScriptRate& r : kScriptRates)
+    if (c >= r.lo && c <= r.hi) return &r;
+  return nullptr;
 }
 
 // Cost of one non-letter, non-digit, non-space character inside a punctuation run.
@@ -79,28 +75,34 @@ float symbol_cost(char32_t c) {
   return 2.3f;                   // 4-byte: emoji, mostly two or three byte-level tokens
 }
 
-double word_tokens(const Cp* w, std::size_t n, int lead) {
+// `table` 0 is English, 1 the table for languages written with accented Latin letters.
+double word_tokens(const Cp* w, std::size_t n, int lead, int table) {
   bool ascii = true;
   for (std::size_t i = 0; i < n; ++i) ascii = ascii && w[i].c < 0x80;
   if (!ascii) {
-    // Latin words with a few accents: the ASCII table for the length plus a cost per accented
-    // letter; other scripts: a per-letter rate.
-    double latin_extra = 0, other = 0;
-    std::size_t latin = 0;
+    // Latin letters (accented or not) use the word table plus a cost per accent; letters of other
+    // scripts a per-letter rate plus the intercept of the piece's first such script.
+    std::size_t latin = 0, accents = 0;
+    double other = 0;
+    const ScriptRate* first = nullptr;
     for (std::size_t i = 0; i < n; ++i) {
       const char32_t c = w[i].c;
-      if (c < 0x80) {
+      if (is_latin_letter(c)) {
         ++latin;
-      } else if (c < 0x250 || (c >= 0x1E00 && c <= 0x1EFF)) {
-        ++latin;
-        latin_extra += letter_rate(c);
+        accents += c >= 0x80;
+      } else if (const ScriptRate* r = script_rate(c)) {
+        other += r->rate;
+        if (!first) first = r;
       } else {
-        other += letter_rate(c);
+        other += 1.5;  // scripts without a fitted rate: a few byte-level tokens per letter
       }
     }
-    double t = other + latin_extra;
-    if (latin) t += kWordTable[lead][0][std::min<std::size_t>(latin, kMaxLen) - 1];
-    if (lead == 2) t += 0.5;
+    double t = other + (first ? first->intercept : 0.0);
+    if (latin) {
+      const bool cap = (w[0].c >= 'A' && w[0].c <= 'Z') || (w[0].c >= 0xC0 && w[0].c <= 0xDE);
+      t += kWordTable[table][lead][cap ? 1 : 0][std::min<std::size_t>(latin, kMaxLen) - 1] +
+           kAccentCost * double(accents);
+    }
     return std::max(1.0, t);
   }
   bool upper0 = w[0].c <= 'Z', rest_lower = true, all_upper = true;
@@ -115,7 +117,45 @@ double word_tokens(const Cp* w, std::size_t n, int lead) {
   else if (all_upper) cs = 2;
   if (n == 1) cs = upper0 ? 1 : 0;
   const std::size_t len = std::min<std::size_t>(n, kMaxLen);
-  return kWordTable[lead][cs][len - 1] + (n > kMaxLen ? kLongTailPerLetter * double(n - kMaxLen) : 0.0);
+  return kWordTable[table][lead][cs][len - 1] + (n > kMaxLen ? kLongTailPerLetter * double(n - kMaxLen) : 0.0);
+}
+
+// The table for a chunk. Other languages written in Latin script cost more tokens per word than
+// English (cl100k's vocabulary is mostly English). Without a vocabulary, two signals tell them apart:
+// accents (on >= 1% of the Latin letters in French, Polish, Czech, Turkish, ...; almost never in
+// English) and English stopwords (about half of the words of English text, rare elsewhere).
+int table_for(const std::vector<Cp>& cps) {
+  std::size_t latin = 0, accented = 0, words = 0, stop = 0;
+  std::string word;
+  bool ascii_word = true;
+  auto end_word = [&] {
+    if (!word.empty() && ascii_word) {
+      ++words;
+      stop += is_stopword(word);
+    }
+    word.clear();
+    ascii_word = true;
+  };
+  for (const Cp& c : cps) {
+    if (c.k != Kind::letter) {
+      end_word();
+      continue;
+    }
+    if (c.c < 0x80) {
+      if (word.size() < 16) word.push_back(char(c.c | 0x20));  // stopwords are short: a prefix will do
+    } else {
+      ascii_word = false;
+      word.push_back('#');
+    }
+    if (is_latin_letter(c.c)) {
+      ++latin;
+      accented += c.c >= 0x80;
+    }
+  }
+  end_word();
+  const bool accents = latin && accented * 100 >= latin && stop * 10 < words * 3;
+  const bool few_stopwords = words >= 6 && stop * 100 < words * 12;
+  return accents || few_stopwords ? 1 : 0;
 }
 
 double punct_tokens(const Cp* p, std::size_t n, bool space_lead) {
@@ -136,6 +176,7 @@ double punct_tokens(const Cp* p, std::size_t n, bool space_lead) {
 // end index the code point vector.
 template <class Emit>
 void split(const std::vector<Cp>& cps, Emit&& emit) {
+  const int table = table_for(cps);
   const std::size_t n = cps.size();
   auto kind = [&](std::size_t i) { return cps[i].k; };
   auto ws = [&](std::size_t i) { return cps[i].k == Kind::space || cps[i].k == Kind::newline; };
@@ -169,7 +210,7 @@ void split(const std::vector<Cp>& cps, Emit&& emit) {
       if (kind(j) == Kind::letter) {
         std::size_t e = j;
         while (e < n && kind(e) == Kind::letter) ++e;
-        emit(i, e, word_tokens(&cps[j], e - j, lead));
+        emit(i, e, word_tokens(&cps[j], e - j, lead, table));
         i = e;
         continue;
       }

@@ -217,6 +217,8 @@ void register_text(py::module_& m) {
         "Word tokens of text for lexical search: lowercased, English stopwords removed, lightly stemmed.");
   m.def("valid_utf8", [](const py::bytes& b) { return text::valid_utf8(std::string_view(b)); }, py::arg("data"),
         "True when the bytes are well-formed UTF-8.");
+  m.def("is_stopword", [](const std::string& w) { return text::is_stopword(w); }, py::arg("word"),
+        "True for a word of the built-in English stopword list (lowercase, apostrophes removed).");
   m.def("estimate_tokens", &estimate_tokens, py::arg("text"),
         "Estimated number of cl100k_base tokens of text (no vocabulary; about ±10% in aggregate on English).");
   m.def("_cl100k_pieces", [](const py::handle& t) {
