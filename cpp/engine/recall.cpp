@@ -1,0 +1,222 @@
+// The recall planner and scorer (see recall.h). One call: one shared lock on the derived state, one
+// LMDB read transaction for entity lookups and the records returned.
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <limits>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "common/errors.h"
+#include "engine/memory.h"
+#include "storage/keys.h"
+
+namespace recallcore::engine {
+
+namespace {
+
+// The filter of a query, evaluated against the in-memory header table; usable by both the vector
+// index (during the graph walk) and the lexical index (during scoring).
+class Predicate final : public hnsw::Filter, public text::DocFilter {
+ public:
+  const std::vector<Memory::Row>* rows = nullptr;
+  std::uint32_t ns = 0, session = 0;
+  bool any_session = true;
+  std::vector<std::uint32_t> kinds;
+  double since = -INFINITY, until = INFINITY, valid_at = 0, now = 0;
+  bool history = false, archived = false;
+  const std::unordered_set<std::uint64_t>* entity_ids = nullptr;
+  const std::uint64_t* list = nullptr;
+  std::size_t list_n = 0;
+
+  bool allows(std::uint64_t id) const override {
+    if (id >= rows->size()) return false;
+    const Memory::Row& r = (*rows)[id];
+    if (!r.live || r.h.ns != ns) return false;
+    if (!any_session && r.h.session != session) return false;
+    if (!kinds.empty() && std::find(kinds.begin(), kinds.end(), r.h.kind) == kinds.end()) return false;
+    if (!(r.h.ts >= since && r.h.ts < until)) return false;
+    if (!history && !(r.h.valid_from <= valid_at && valid_at < r.h.valid_to)) return false;
+    if (!archived && (r.h.flags & kArchived)) return false;
+    if (r.h.expires_at <= now) return false;
+    if (entity_ids != nullptr && entity_ids->count(id) == 0) return false;
+    return true;
+  }
+  const std::uint64_t* allow_list(std::size_t* n) const override {
+    if (list == nullptr) return nullptr;
+    *n = list_n;
+    return list;
+  }
+};
+
+float factor_recency(const RecallQuery& q, double ts) {
+  if (q.recency_half_life <= 0) return 1.0f;
+  const double age = std::max(0.0, q.now - ts);
+  return float(1.0 - q.recency_weight + q.recency_weight * std::exp2(-age / q.recency_half_life));
+}
+
+}  // namespace
+
+std::vector<RecallResult> Memory::recall(const RecallQuery& q) {
+  ensure_open();
+  if (q.k == 0) throw InvalidArgument("k must be > 0");
+  const bool want_vec = q.mode != RecallMode::lexical && q.vector != nullptr && dim_ > 0;
+  const bool want_lex = q.mode != RecallMode::vector && !q.text.empty();
+  if (q.mode == RecallMode::vector && q.vector == nullptr)
+    throw InvalidArgument("mode='vector' needs a query vector (pass vector= or give the store an embedder)");
+  if (q.mode == RecallMode::lexical && q.text.empty()) throw InvalidArgument("mode='lexical' needs query text");
+  if (!want_vec && !want_lex) throw InvalidArgument("an empty query needs a vector");
+  if (q.vector != nullptr) {
+    if (dim_ == 0) throw InvalidArgument("this store is text-only: no vector search");
+    for (std::size_t i = 0; i < dim_; ++i)
+      if (!std::isfinite(q.vector[i])) throw InvalidArgument("query vector contains NaN or infinity");
+  }
+  if (!(q.diversity >= 0 && q.diversity <= 1)) throw InvalidArgument("diversity must be within [0, 1]");
+  if (!(q.recency_half_life >= 0)) throw InvalidArgument("recency_half_life must be >= 0");
+  sync();
+
+  std::shared_lock lock(state_mu_);
+  storage::Env::Reader reader(*env_);
+  storage::Txn& txn = reader.txn();
+  std::vector<RecallResult> out;
+
+  Predicate pred;
+  pred.rows = &rows_;
+  pred.ns = names_->find(txn, NameKind::ns, q.ns);
+  if (pred.ns == 0) return out;
+  if (q.session) {
+    pred.any_session = false;
+    pred.session = names_->find(txn, NameKind::session, *q.session);
+    if (pred.session == 0) return out;
+  }
+  for (const auto& k : q.kinds)
+    if (std::uint32_t id = names_->find(txn, NameKind::kind, k)) pred.kinds.push_back(id);
+  if (!q.kinds.empty() && pred.kinds.empty()) return out;
+  pred.since = q.since, pred.until = q.until, pred.now = q.now;
+  pred.valid_at = q.as_of.value_or(q.now);
+  pred.history = q.include_history;
+  pred.archived = q.include_archived;
+  std::unordered_set<std::uint64_t> entity_ids;
+  if (!q.entities.empty()) {
+    for (const auto& e : q.entities) {
+      for (auto id : entity_record_ids(txn, pred.ns, e)) entity_ids.insert(id);
+    }
+    pred.entity_ids = &entity_ids;
+  }
+
+  const std::size_t ncand = q.candidates ? q.candidates : std::max<std::size_t>(50, 5 * q.k);
+  std::vector<hnsw::Hit> vhits;
+  std::vector<text::LexHit> lhits;
+  if (want_vec) {
+    // Plan by the namespace's size: a small one becomes an allow-list (the index scans it exactly
+    // when it is below its measured threshold); a large one is filtered during the graph walk.
+    std::vector<std::uint64_t> allowed;
+    auto it = ns_ids_.find(pred.ns);
+    const std::size_t ns_size = it == ns_ids_.end() ? 0 : it->second.size();
+    if (ns_size <= 4 * vec_->exact_scan_threshold() + 1024) {
+      allowed.reserve(ns_size);
+      if (it != ns_ids_.end())
+        for (auto id : it->second)
+          if ((rows_[id].h.flags & kHasVector) && pred.allows(id)) allowed.push_back(id);
+      if (!allowed.empty()) vhits = vec_->search_exact(q.vector, ncand, allowed.data(), allowed.size());
+    } else {
+      vhits = vec_->search(q.vector, ncand, std::max(q.ef, ncand), &pred);
+    }
+  }
+  if (want_lex) lhits = lex_->search(pred.ns, q.text, ncand, &pred);
+
+  std::unordered_map<std::uint64_t, RecallHit> fused;
+  fused.reserve(vhits.size() + lhits.size());
+  for (std::size_t i = 0; i < vhits.size(); ++i) {
+    RecallHit& h = fused[vhits[i].id];
+    h.id = vhits[i].id;
+    h.vector_rank = std::uint32_t(i + 1);
+    h.vector_similarity = metric_id_ == simd::Metric::l2 ? -vhits[i].distance : 1.0f - vhits[i].distance;
+  }
+  for (std::size_t i = 0; i < lhits.size(); ++i) {
+    RecallHit& h = fused[lhits[i].id];
+    h.id = lhits[i].id;
+    h.lexical_rank = std::uint32_t(i + 1);
+    h.bm25 = lhits[i].score;
+  }
+  std::vector<RecallHit> hits;
+  hits.reserve(fused.size());
+  for (auto& [id, h] : fused) {
+    (void)id;
+    const RecordHeader& hd = rows_[h.id].h;
+    double base = 0;
+    if (want_vec && want_lex) {
+      if (h.vector_rank) base += q.vector_weight / double(q.rrf_k + h.vector_rank);
+      if (h.lexical_rank) base += q.lexical_weight / double(q.rrf_k + h.lexical_rank);
+    } else if (want_vec) {
+      base = h.vector_similarity;
+    } else {
+      base = h.bm25;
+    }
+    h.recency = factor_recency(q, hd.ts);
+    h.importance = hd.importance;
+    h.score = float(base * h.recency * (1.0 + q.importance_weight * (double(hd.importance) - 0.5)));
+    hits.push_back(h);
+  }
+  auto better = [](const RecallHit& a, const RecallHit& b) { return a.score > b.score || (a.score == b.score && a.id < b.id); };
+  std::sort(hits.begin(), hits.end(), better);
+
+  if (q.diversity > 0 && dim_ > 0 && hits.size() > 1) {
+    // MMR over the best candidates: trade relevance against similarity to what is already chosen,
+    // and drop near-duplicates of a better hit outright.
+    const std::size_t pool = std::min(hits.size(), std::max<std::size_t>(3 * q.k, 20));
+    std::vector<std::vector<float>> vecs(pool);
+    std::vector<char> has(pool, 0);
+    for (std::size_t i = 0; i < pool; ++i) {
+      vecs[i].resize(dim_);
+      has[i] = vec_->get_vector(hits[i].id, vecs[i].data());
+    }
+    const auto& kt = simd::active();
+    auto sim = [&](std::size_t a, std::size_t b) {
+      const float d = kt.f32[1](vecs[a].data(), vecs[b].data(), dim_);
+      if (metric_id_ != simd::Metric::cosine) {
+        const float na = kt.f32[1](vecs[a].data(), vecs[a].data(), dim_), nb = kt.f32[1](vecs[b].data(), vecs[b].data(), dim_);
+        return na > 0 && nb > 0 ? d / std::sqrt(na * nb) : 0.0f;
+      }
+      return d;
+    };
+    const float top = hits[0].score > 0 ? hits[0].score : 1.0f;
+    std::vector<std::size_t> chosen;
+    std::vector<char> used(pool, 0);
+    std::vector<float> max_sim(pool, 0.0f);
+    while (chosen.size() < std::min(pool, q.k)) {
+      std::size_t best = pool;
+      double best_val = -std::numeric_limits<double>::infinity();
+      for (std::size_t i = 0; i < pool; ++i) {
+        if (used[i]) continue;
+        const double val = (1.0 - q.diversity) * hits[i].score / top - q.diversity * max_sim[i];
+        if (val > best_val) best_val = val, best = i;
+      }
+      if (best == pool) break;
+      used[best] = 1;
+      chosen.push_back(best);
+      for (std::size_t i = 0; i < pool; ++i) {
+        if (used[i] || !has[i] || !has[best]) continue;
+        max_sim[i] = std::max(max_sim[i], sim(i, best));
+        if (max_sim[i] >= q.dedupe_similarity) used[i] = 1;  // a near-duplicate of a better hit
+      }
+    }
+    std::vector<RecallHit> diverse;
+    for (auto i : chosen) diverse.push_back(hits[i]);
+    hits = std::move(diverse);
+  }
+  if (hits.size() > q.k) hits.resize(q.k);
+
+  out.reserve(hits.size());
+  for (const auto& h : hits) {
+    std::string_view bytes;
+    if (!txn.get(records_, storage::id_key(h.id), &bytes)) continue;  // deleted by another process just now
+    out.push_back(RecallResult{h, resolve(txn, decode_record(h.id, bytes))});
+    Row& row = rows_[h.id];
+    std::atomic_ref<std::uint32_t>(row.accesses).fetch_add(1, std::memory_order_relaxed);
+    std::atomic_ref<double>(row.last_access).store(q.now, std::memory_order_relaxed);
+  }
+  return out;
+}
+
+}  // namespace recallcore::engine

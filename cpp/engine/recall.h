@@ -1,0 +1,53 @@
+// Recall: one query -> the best few live records of one namespace, fusing vector similarity, BM25,
+// recency and importance, with filters applied inside both searches.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/record.h"
+
+namespace recallcore::engine {
+
+enum class RecallMode : std::uint8_t { hybrid, vector, lexical };
+
+struct RecallQuery {
+  std::string ns = "default";
+  std::string text;               // BM25 query (and what the embedder embedded, upstream)
+  const float* vector = nullptr;  // dim floats or null
+  std::size_t k = 10;
+  RecallMode mode = RecallMode::hybrid;
+  std::vector<std::string> kinds;  // empty: every kind
+  std::optional<std::string> session;
+  double since = -INFINITY, until = INFINITY;  // on ts
+  std::vector<std::string> entities;           // records mentioning any of them
+  double now = 0;                              // for recency, validity and expiry
+  std::optional<double> as_of;                 // facts valid at this time (default: now)
+  bool include_history = false;                // superseded versions too
+  bool include_archived = false;               // compacted originals too
+  double recency_half_life = 0;                // seconds; 0: no recency decay
+  float recency_weight = 0.5f;                 // score x (1 - w + w * 2^(-age/half_life))
+  float importance_weight = 0.5f;              // score x (1 + w * (importance - 0.5))
+  float diversity = 0;                         // MMR trade-off in [0, 1]; 0: off
+  float dedupe_similarity = 0.97f;             // with diversity > 0: drop hits this similar to a better one
+  float vector_weight = 1.0f, lexical_weight = 1.0f;  // fusion weights
+  std::size_t rrf_k = 60;
+  std::size_t candidates = 0;  // per list; 0: max(50, 5 * k)
+  std::size_t ef = 0;          // HNSW ef; 0: index default
+};
+
+struct RecallHit {
+  std::uint64_t id = 0;
+  float score = 0;
+  std::uint32_t vector_rank = 0;  // 1-based; 0: not in the vector list
+  float vector_similarity = NAN;  // 1 - distance
+  std::uint32_t lexical_rank = 0;
+  float bm25 = NAN;
+  float recency = 1.0f;           // the factor applied (1 when off)
+  float importance = 0.5f;
+};
+
+}  // namespace recallcore::engine

@@ -1,0 +1,150 @@
+// Python-free tests of the text layer: tokenizer, UTF-8 validation, BM25 index, token estimator.
+// Entry point: run_text_tests() (the shared test main calls it); returns the number of failures.
+#include <atomic>
+#include <cstdio>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/errors.h"
+#include "text/bm25.h"
+#include "text/token_estimator.h"
+#include "text/tokenizer.h"
+
+int run_text_tests();
+
+namespace {
+
+int failures = 0;
+
+void check(bool ok, const char* what, int line) {
+  if (!ok) {
+    ++failures;
+    std::fprintf(stderr, "test_text.cpp:%d: FAILED: %s\n", line, what);
+  }
+}
+#define CHECK(cond) check((cond), #cond, __LINE__)
+
+template <class E, class F>
+bool throws(F&& f, std::string* message = nullptr) {
+  try {
+    f();
+  } catch (const E& e) {
+    if (message) *message = e.what();
+    return true;
+  } catch (...) {
+    return false;
+  }
+  return false;
+}
+
+using namespace recallcore;
+using namespace recallcore::text;
+
+void test_utf8() {
+  CHECK(valid_utf8(""));
+  CHECK(valid_utf8("h\xc3\xa9llo \xe6\x9d\xb1 \xf0\x9f\x98\x80"));
+  CHECK(!valid_utf8("\xff"));
+  CHECK(!valid_utf8("\xc0\xaf"));          // overlong '/'
+  CHECK(!valid_utf8("\xed\xa0\x80"));      // surrogate U+D800
+  CHECK(!valid_utf8("\xf4\x90\x80\x80"));  // above U+10FFFF
+  CHECK(!valid_utf8("abc\xe2\x82"));       // truncated
+  std::string msg;
+  CHECK(throws<InvalidArgument>([] { tokenize("abcdefghij\x80xyz"); }, &msg));
+  CHECK(msg.find("byte offset 10") != std::string::npos);
+  CHECK(throws<InvalidArgument>([] { (void)estimate_tokens("ok \xc3"); }, &msg));
+  CHECK(msg.find("byte offset 3") != std::string::npos);
+}
+
+void test_tokenizer() {
+  CHECK(tokenize("").empty());
+  CHECK((tokenize("The Cats were RUNNING") == std::vector<std::string>{"cat", "run"}));
+  CHECK((tokenize("\xc3\x89""COLE", {false, false}) == std::vector<std::string>{"\xc3\xa9""cole"}));  // ÉCOLE
+  CHECK((tokenize("\xe6\x9d\xb1\xe4\xba\xac") == std::vector<std::string>{"\xe6\x9d\xb1", "\xe4\xba\xac"}));
+  CHECK((tokenize("don't stop", {false, false}) == std::vector<std::string>{"dont", "stop"}));
+  CHECK(is_stopword("the") && !is_stopword("cat"));
+}
+
+void test_bm25_basics() {
+  Bm25Index index;
+  index.add(1, 10, "apple banana");
+  index.add(1, 11, "banana cherry cherry");
+  index.add(2, 20, "apple apple apple");
+  CHECK(index.size() == 3 && index.partition_size(1) == 2 && index.partition_size(2) == 1);
+  auto hits = index.search(1, "apple", 10);
+  CHECK(hits.size() == 1 && hits[0].id == 10 && hits[0].score > 0);
+  hits = index.search(1, "cherry banana", 10);
+  CHECK(hits.size() == 2 && hits[0].id == 11);
+  CHECK(index.remove(11) && !index.remove(11) && !index.contains(11));
+  CHECK(index.search(1, "cherry", 10).empty());
+  AllowListFilter none({});
+  CHECK(index.search(1, "apple", 10, &none).empty());
+  index.drop_partition(2);
+  CHECK(index.size() == 1 && !index.contains(20));
+  CHECK(throws<InvalidArgument>([&] { index.add(1, 99, "bad \xff"); }));
+  CHECK(!index.contains(99));
+  CHECK(throws<InvalidArgument>([] { Bm25Index bad(Bm25Params{1.2f, 2.0f}); }));
+}
+
+void test_bm25_snapshot() {
+  Bm25Index index(Bm25Params{1.1f, 0.5f}, TokenizerOptions{true, false});
+  for (std::uint64_t i = 0; i < 50; ++i)
+    index.add(std::uint32_t(i % 3), i, "doc " + std::to_string(i % 7) + " shared words here");
+  index.remove(7);
+  const std::string bytes = index.serialize();
+  Bm25Index copy = Bm25Index::deserialize(bytes);
+  CHECK(copy.serialize() == bytes);
+  CHECK(copy.size() == index.size());
+  const auto a = index.search(0, "shared 3", 5), b = copy.search(0, "shared 3", 5);
+  CHECK(a.size() == b.size());
+  for (std::size_t i = 0; i < a.size() && i < b.size(); ++i) CHECK(a[i].id == b[i].id && a[i].score == b[i].score);
+  for (std::size_t cut = 0; cut < bytes.size(); cut += 13)
+    CHECK(throws<CorruptData>([&] { Bm25Index::deserialize(std::string_view(bytes).substr(0, cut)); }));
+  for (std::size_t pos = 0; pos < bytes.size(); pos += 7) {
+    std::string bad = bytes;
+    bad[pos] = char(bad[pos] ^ 0x10);
+    CHECK(throws<CorruptData>([&] { Bm25Index::deserialize(bad); }));
+  }
+}
+
+void test_bm25_concurrent_searches() {
+  Bm25Index index;
+  for (std::uint64_t i = 0; i < 2000; ++i)
+    index.add(0, i, "word" + std::to_string(i % 50) + " common text number " + std::to_string(i % 13));
+  const auto expected = index.search(0, "word7 common 5", 20);
+  std::atomic<int> mismatches{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&] {
+      for (int r = 0; r < 200; ++r) {
+        const auto got = index.search(0, "word7 common 5", 20);
+        bool same = got.size() == expected.size();
+        for (std::size_t i = 0; same && i < got.size(); ++i) same = got[i].id == expected[i].id;
+        if (!same) ++mismatches;
+      }
+    });
+  for (auto& th : threads) th.join();
+  CHECK(mismatches.load() == 0);
+}
+
+void test_estimator() {
+  CHECK(estimate_tokens("") == 0);
+  CHECK(estimate_tokens("Hello world") == 2);
+  CHECK(estimate_tokens("1234567") == 3);
+  const auto pieces = cl100k_pieces("I'm  here!\n");
+  CHECK((pieces == std::vector<std::string_view>{"I", "'m", " ", " here", "!\n"}));
+}
+
+}  // namespace
+
+int run_text_tests() {
+  failures = 0;
+  test_utf8();
+  test_tokenizer();
+  test_bm25_basics();
+  test_bm25_snapshot();
+  test_bm25_concurrent_searches();
+  test_estimator();
+  std::printf("text tests: %s (%d failures)\n", failures ? "FAILED" : "ok", failures);
+  return failures;
+}

@@ -1,0 +1,319 @@
+#include "text/token_estimator.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "text/charclass.h"
+#include "text/tokenizer.h"
+#include "text/utf8.h"
+
+namespace recallcore::text {
+
+namespace {
+
+struct ScriptRate {
+  char32_t lo, hi;
+  float rate, intercept;
+};
+
+// kWordTable, kAccentCost and kScriptRates, fitted by benchmarks/calibrate_estimator.py: ASCII word
+// tables on REALTALK conversations 0-4, GPL-3 and CPython's IDLE NEWS (English) and on the system's
+// gettext catalogs of 16 Latin-script languages (other languages); script rates on the catalogs of 14
+// languages in other scripts. Evaluated on held-out text (benchmarks/RESULTS.md).
+constexpr int kMaxLen = 16;
+#include "text/token_estimator_table.inc"
+
+// Past 16 letters (rare names, URLs without separators, run-together words): tokens per extra letter.
+constexpr float kLongTailPerLetter = 0.30f;
+
+enum class Kind { letter, digit, space, newline, other };
+
+bool is_space(char32_t c) {
+  switch (c) {
+    case U'\t': case U'\n': case U'\v': case U'\f': case U'\r': case U' ': case 0x85: case 0xA0: case 0x1680:
+    case 0x2028: case 0x2029: case 0x202F: case 0x205F: case 0x3000:
+      return true;
+    default:
+      return c >= 0x2000 && c <= 0x200A;
+  }
+}
+
+Kind kind_of(char32_t c) {
+  if (c == U'\n' || c == U'\r') return Kind::newline;
+  if (is_space(c)) return Kind::space;
+  switch (classify(c)) {
+    case CharClass::letter:
+    case CharClass::ideograph:
+      return Kind::letter;
+    case CharClass::digit:
+      return Kind::digit;
+    default:
+      return Kind::other;  // includes combining marks: not \p{L} for the regex
+  }
+}
+
+struct Cp {
+  char32_t c;
+  std::size_t pos;  // byte offset
+  Kind k;
+};
+
+bool is_latin_letter(char32_t c) { return c < 0x250 || (c >= 0x1E00 && c <= 0x1EFF); }
+
+const ScriptRate* script_rate(char32_t c) {
+  for (const ScriptRate& r : kScriptRates)
+    if (c >= r.lo && c <= r.hi) return &r;
+  return nullptr;
+}
+
+// Cost of one non-letter, non-digit, non-space character inside a punctuation run.
+float symbol_cost(char32_t c) {
+  if (c == 0xFE0F) return 0.5f;  // emoji presentation selector: often merged with its emoji
+  if (c < 0x800) return 1.0f;
+  if (c < 0x10000) return 1.0f;  // 3-byte: quotes, dashes, bullets, most merged to one token
+  return 2.3f;                   // 4-byte: emoji, mostly two or three byte-level tokens
+}
+
+// `table` 0 is English, 1 the table for languages written with accented Latin letters.
+double word_tokens(const Cp* w, std::size_t n, int lead, int table) {
+  bool ascii = true;
+  for (std::size_t i = 0; i < n; ++i) ascii = ascii && w[i].c < 0x80;
+  if (!ascii) {
+    // Latin letters (accented or not) use the word table plus a cost per accent; letters of other
+    // scripts a per-letter rate plus the intercept of the piece's first such script.
+    std::size_t latin = 0, accents = 0;
+    double other = 0;
+    const ScriptRate* first = nullptr;
+    for (std::size_t i = 0; i < n; ++i) {
+      const char32_t c = w[i].c;
+      if (is_latin_letter(c)) {
+        ++latin;
+        accents += c >= 0x80;
+      } else if (const ScriptRate* r = script_rate(c)) {
+        other += r->rate;
+        if (!first) first = r;
+      } else {
+        other += 1.5;  // scripts without a fitted rate: a few byte-level tokens per letter
+      }
+    }
+    double t = other + (first ? first->intercept : 0.0);
+    if (latin) {
+      const bool cap = (w[0].c >= 'A' && w[0].c <= 'Z') || (w[0].c >= 0xC0 && w[0].c <= 0xDE);
+      t += kWordTable[table][lead][cap ? 1 : 0][std::min<std::size_t>(latin, kMaxLen) - 1] +
+           kAccentCost * double(accents);
+    }
+    return std::max(1.0, t);
+  }
+  bool upper0 = w[0].c <= 'Z', rest_lower = true, all_upper = true;
+  for (std::size_t i = 0; i < n; ++i) {
+    const bool up = w[i].c <= 'Z';
+    if (i && up) rest_lower = false;
+    all_upper = all_upper && up;
+  }
+  int cs = 3;  // mixed
+  if (!upper0 && rest_lower) cs = 0;
+  else if (upper0 && rest_lower) cs = 1;
+  else if (all_upper) cs = 2;
+  if (n == 1) cs = upper0 ? 1 : 0;
+  const std::size_t len = std::min<std::size_t>(n, kMaxLen);
+  return kWordTable[table][lead][cs][len - 1] + (n > kMaxLen ? kLongTailPerLetter * double(n - kMaxLen) : 0.0);
+}
+
+// The table for a chunk. Other languages written in Latin script cost more tokens per word than
+// English (cl100k's vocabulary is mostly English). Without a vocabulary, two signals tell them apart:
+// accents (on >= 1% of the Latin letters in French, Polish, Czech, Turkish, ...; almost never in
+// English) and English stopwords (about half of the words of English text, rare elsewhere).
+int table_for(const std::vector<Cp>& cps) {
+  std::size_t latin = 0, accented = 0, words = 0, stop = 0;
+  std::string word;
+  bool ascii_word = true;
+  auto end_word = [&] {
+    if (!word.empty() && ascii_word) {
+      ++words;
+      stop += is_stopword(word);
+    }
+    word.clear();
+    ascii_word = true;
+  };
+  for (const Cp& c : cps) {
+    if (c.k != Kind::letter) {
+      end_word();
+      continue;
+    }
+    if (c.c < 0x80) {
+      if (word.size() < 16) word.push_back(char(c.c | 0x20));  // stopwords are short: a prefix will do
+    } else {
+      ascii_word = false;
+      word.push_back('#');
+    }
+    if (is_latin_letter(c.c)) {
+      ++latin;
+      accented += c.c >= 0x80;
+    }
+  }
+  end_word();
+  const bool accents = latin && accented * 100 >= latin && stop * 10 < words * 3;
+  const bool few_stopwords = words >= 6 && stop * 100 < words * 12;
+  return accents || few_stopwords ? 1 : 0;
+}
+
+double punct_tokens(const Cp* p, std::size_t n, bool space_lead) {
+  std::size_t ascii = 0;
+  double t = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (p[i].c < 0x80) ++ascii;
+    else t += symbol_cost(p[i].c);
+  }
+  // Short ASCII runs (".", "?!", "...") are single tokens; longer ones add a fraction per char.
+  if (ascii) t += 1.0 + 0.3 * double(std::min<std::size_t>(ascii, 6) - std::min<std::size_t>(ascii, 2)) +
+                  0.1 * double(ascii > 6 ? ascii - 6 : 0);
+  if (space_lead && ascii == 0) t += 0.3;  // a space before a non-ASCII symbol often stays separate
+  return std::max(1.0, t);
+}
+
+// Walks the cl100k pre-tokenisation; calls emit(begin, end, estimate) for each piece, where begin and
+// end index the code point vector.
+template <class Emit>
+void split(const std::vector<Cp>& cps, Emit&& emit) {
+  const int table = table_for(cps);
+  const std::size_t n = cps.size();
+  auto kind = [&](std::size_t i) { return cps[i].k; };
+  auto ws = [&](std::size_t i) { return cps[i].k == Kind::space || cps[i].k == Kind::newline; };
+  std::size_t i = 0;
+  while (i < n) {
+    const char32_t c = cps[i].c;
+    // 1. Contractions: '(?i:[sdmt]|ll|ve|re)
+    if (c == U'\'' && i + 1 < n) {
+      const char32_t a = cps[i + 1].c | 0x20, b = i + 2 < n ? (cps[i + 2].c | 0x20) : 0;
+      std::size_t len = 0;
+      if (cps[i + 1].c < 0x80 && (a == 's' || a == 'd' || a == 'm' || a == 't')) len = 2;
+      else if (i + 2 < n && cps[i + 1].c < 0x80 && cps[i + 2].c < 0x80 &&
+               ((a == 'l' && b == 'l') || (a == 'v' && b == 'e') || (a == 'r' && b == 'e')))
+        len = 3;
+      if (len) {
+        emit(i, i + len, 1.0);
+        i += len;
+        continue;
+      }
+    }
+    // 2. [^\r\n\p{L}\p{N}]?+\p{L}++
+    {
+      std::size_t j = i;
+      int lead = 0;
+      if (kind(i) == Kind::other || kind(i) == Kind::space) {
+        if (i + 1 < n && kind(i + 1) == Kind::letter) {
+          lead = c == U' ' ? 1 : 2;
+          j = i + 1;
+        }
+      }
+      if (kind(j) == Kind::letter) {
+        std::size_t e = j;
+        while (e < n && kind(e) == Kind::letter) ++e;
+        emit(i, e, word_tokens(&cps[j], e - j, lead, table));
+        i = e;
+        continue;
+      }
+    }
+    // 3. \p{N}{1,3}+
+    if (kind(i) == Kind::digit) {
+      std::size_t e = i;
+      while (e < n && e - i < 3 && kind(e) == Kind::digit) ++e;
+      emit(i, e, 1.0);
+      i = e;
+      continue;
+    }
+    // 4.  ?[^\s\p{L}\p{N}]++[\r\n]*+
+    {
+      std::size_t j = (c == U' ' && i + 1 < n) ? i + 1 : i;
+      if (kind(j) == Kind::other) {
+        std::size_t e = j;
+        while (e < n && kind(e) == Kind::other) ++e;
+        const std::size_t body_end = e;
+        while (e < n && kind(e) == Kind::newline) ++e;
+        emit(i, e, punct_tokens(&cps[j], body_end - j, j != i));
+        i = e;
+        continue;
+      }
+    }
+    // Whitespace: 5. \s++$  6. \s*[\r\n]  7. \s+(?!\S)  8. \s
+    std::size_t e = i;
+    std::size_t last_nl = n;  // index of the last newline in the run
+    while (e < n && ws(e)) {
+      if (kind(e) == Kind::newline) last_nl = e;
+      ++e;
+    }
+    if (e == n) {
+      emit(i, e, 1.0);
+    } else if (last_nl != n) {
+      e = last_nl + 1;
+      emit(i, e, 1.0);
+    } else if (e - i >= 2) {
+      e = e - 1;  // leave one space to lead the next word
+      emit(i, e, 1.0);
+    } else {
+      e = i + 1;
+      emit(i, e, 1.0);
+    }
+    i = e;
+  }
+}
+
+// Decodes already-validated UTF-8.
+void decode_all(std::string_view s, std::vector<Cp>& out) {
+  out.clear();
+  std::size_t i = 0;
+  while (i < s.size()) {
+    const std::size_t at = i;
+    char32_t c = 0;
+    decode_utf8(s, i, c);
+    out.push_back({c, at, kind_of(c)});
+  }
+}
+
+// Long texts are estimated in chunks so the decoded code points (24 bytes each) stay few. A chunk
+// may end only where a pre-tokenisation piece must end: before an ASCII space that follows an ASCII
+// non-space character. Every piece that could hold that character ends there (only whitespace
+// pieces contain spaces, and a leading space begins a piece), and the piece starting at the space
+// depends only on what follows, so the chunks' pieces are exactly the text's pieces.
+constexpr std::size_t kChunk = std::size_t(1) << 16;
+
+std::size_t next_cut(std::string_view s, std::size_t from) {
+  if (s.size() - from <= kChunk) return s.size();
+  for (std::size_t q = from + kChunk; q < s.size(); ++q) {
+    const unsigned char prev = static_cast<unsigned char>(s[q - 1]);
+    if (s[q] == ' ' && prev < 0x80 && prev > ' ') return q;
+  }
+  return s.size();
+}
+
+}  // namespace
+
+std::size_t estimate_tokens(std::string_view utf8) {
+  require_valid_utf8(utf8);  // once, so an error names the offset in the whole text
+  if (utf8.empty()) return 0;
+  thread_local std::vector<Cp> cps;
+  double total = 0;
+  for (std::size_t from = 0; from < utf8.size();) {
+    const std::size_t to = next_cut(utf8, from);
+    decode_all(utf8.substr(from, to - from), cps);
+    split(cps, [&](std::size_t, std::size_t, double t) { total += t; });
+    from = to;
+  }
+  if (cps.capacity() > 4 * kChunk) cps = {};  // a text without cut points: do not keep its buffer
+  return std::max<std::size_t>(1, std::size_t(std::llround(total)));
+}
+
+std::vector<std::string_view> cl100k_pieces(std::string_view utf8) {
+  require_valid_utf8(utf8);
+  std::vector<Cp> cps;
+  decode_all(utf8, cps);
+  std::vector<std::string_view> out;
+  split(cps, [&](std::size_t b, std::size_t e, double) {
+    const std::size_t from = cps[b].pos, to = e < cps.size() ? cps[e].pos : utf8.size();
+    out.push_back(utf8.substr(from, to - from));
+  });
+  return out;
+}
+
+}  // namespace recallcore::text
