@@ -11,7 +11,7 @@ True
 from __future__ import annotations
 
 from . import _core
-from ._core import CorruptionError, StoreError, build_info, simd_level, simd_levels
+from ._core import CorruptionError, HNSWIndex, StoreError, build_info, simd_level, simd_levels
 
 __version__: str = _core.build_info()["version"]
 
@@ -21,6 +21,7 @@ simd_level()
 
 __all__ = [
     "CorruptionError",
+    "HNSWIndex",
     "StoreError",
     "__version__",
     "build_info",
