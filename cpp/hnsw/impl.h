@@ -38,6 +38,7 @@ struct Cand {
 struct Scratch {
   VisitedList visited;
   std::vector<Cand> cand, top, sel, tmp;
+  std::vector<std::vector<Cand>> chosen;  // per level, while inserting
   std::vector<float> query;
   std::vector<std::uint64_t> bits;
 };

@@ -244,16 +244,24 @@ void Index::Impl::insert(std::uint32_t slot, Scratch& s) {
   const int maxl = entry_level(e);
   float epd = dist(q, ep);
   for (int l = maxl; l > lv; --l) greedy(q, ep, epd, l);
+  // Neighbours are chosen top-down (each level's search starts from the best of the level above) but
+  // written bottom-up: a node becomes reachable at level l only after its own lists at levels <= l are
+  // in place, so a concurrent reader never lands on a node that is a dead end below.
   auto no_filter = [](std::uint32_t) { return true; };
-  for (int l = std::min(lv, maxl); l >= 0; --l) {
+  const int top_l = std::min(lv, maxl);
+  if (s.chosen.size() < std::size_t(top_l + 1)) s.chosen.resize(std::size_t(top_l + 1));
+  for (int l = top_l; l >= 0; --l) {
     walk(q, ep, cfg.ef_construction, l, no_filter, s);
     s.tmp.assign(s.top.begin(), s.top.end());
     std::sort(s.tmp.begin(), s.tmp.end());
-    // Drop self (a replaced id reuses no slot it is linked from, but a stale link can lead here).
+    // Drop self: stale links of a reused slot can lead back to it.
     s.tmp.erase(std::remove_if(s.tmp.begin(), s.tmp.end(), [&](const Cand& c) { return c.slot == slot; }), s.tmp.end());
-    if (s.tmp.empty()) continue;
-    select(s.tmp, Mup, s.sel);
-    const std::vector<Cand> chosen = s.sel;
+    select(s.tmp, Mup, s.chosen[std::size_t(l)]);
+    if (!s.chosen[std::size_t(l)].empty()) ep = s.chosen[std::size_t(l)].front().slot;
+  }
+  for (int l = 0; l <= top_l; ++l) {
+    const std::vector<Cand>& chosen = s.chosen[std::size_t(l)];
+    if (chosen.empty()) continue;
     {
       std::lock_guard<std::mutex> lock((*link_locks)[slot % kLockStripes]);
       store_links(links(slot, l), chosen.data(), chosen.size());
@@ -275,7 +283,7 @@ void Index::Impl::insert(std::uint32_t slot, Scratch& s) {
       // Full: re-select the neighbour's links among its current ones plus the new node.
       const float* nv = f32_of(nc.slot);
       s.tmp.clear();
-      s.tmp.push_back({nc.d, slot});
+      s.tmp.push_back({finish(f32fn(nv, q, dim)), slot});
       for (std::size_t i = 0; i < cnt; ++i) {
         const std::uint32_t x = load_link(nl, i);
         if (x < n_slots) s.tmp.push_back({finish(f32fn(nv, f32_of(x), dim)), x});
@@ -284,7 +292,6 @@ void Index::Impl::insert(std::uint32_t slot, Scratch& s) {
       select(s.tmp, maxm, s.sel);
       store_links(nl, s.sel.data(), s.sel.size());
     }
-    ep = chosen.front().slot;
   }
   if (lv > maxl) entry.store(pack_entry(slot, lv), std::memory_order_release);
 }
@@ -319,9 +326,15 @@ void Index::Impl::write_slot(std::uint32_t slot, std::uint64_t id, const float* 
   std::uniform_real_distribution<double> u(0.0, 1.0);
   const double r = u(rng);
   const int lv = std::min(kMaxLevel, int(-std::log(std::max(r, 1e-300)) * level_mult));
+  // A reused slot keeps its old links (valid slots, pointing near the old vector) until insert()
+  // overwrites them: a reader reaching it meanwhile through a stale link still finds a way on. Fresh
+  // slots start zeroed (Region::grow) and are unreachable until linked.
+  const int old_lv = slot_level[slot];
+  std::vector<std::uint32_t> up(std::size_t(lv) * (Mup + 1), 0);
+  const std::size_t keep = std::size_t(std::min(lv, old_lv)) * (Mup + 1);
+  std::copy(upper[slot].begin(), upper[slot].begin() + std::ptrdiff_t(std::min(keep, upper[slot].size())), up.begin());
+  upper[slot] = std::move(up);
   slot_level[slot] = std::uint8_t(lv);
-  upper[slot].assign(std::size_t(lv) * (Mup + 1), 0);
-  reinterpret_cast<std::uint32_t*>(block.data() + std::size_t(slot) * stride)[0] = 0;
   deleted[slot] = 0;
   slot_ids[slot] = id;
   id_map.put(id, slot);
