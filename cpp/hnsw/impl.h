@@ -108,6 +108,7 @@ struct Index::Impl {
   std::atomic<std::uint64_t> entry{kNoEntry};
   std::uint64_t next_auto_id = 0;
   std::mt19937_64 rng;
+  std::atomic<std::int64_t> exact_override{-1};  // -1: automatic threshold
 
   // ---- synchronisation ----
   mutable std::shared_mutex rw;
@@ -180,7 +181,7 @@ struct Index::Impl {
                           float* dists) const;
   std::size_t exact_into(const float* q, std::size_t k, const std::uint64_t* ids, std::size_t n, Scratch& s,
                          std::uint64_t* out_ids, float* out_d) const;
-  std::size_t exact_threshold() const;
+  std::size_t exact_threshold(std::size_t ef) const;
   std::size_t memory_bytes() const;
   void adopt(Impl& o);  // takes o's data (compact)
 };

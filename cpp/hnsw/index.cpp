@@ -437,9 +437,15 @@ void Index::Impl::add(const float* vectors, const std::uint64_t* ids, std::size_
 }
 
 // Allow-lists up to this size are scanned exactly. Measured with benchmarks/bench_ann.py --filter-sweep
-// (see benchmarks/RESULTS.md): an exact scan costs ~25 ns per item at 384-d, a filtered walk costs
-// roughly ef / selectivity node expansions, so the crossover grows with the index size.
-std::size_t Index::Impl::exact_threshold() const { return std::max<std::size_t>(2048, n_live / 20); }
+// (numbers in benchmarks/RESULTS.md): an exact scan costs c_s * m for m allowed items; a filtered walk
+// needs about ef / s node expansions at selectivity s = m / N, i.e. c_w * ef * N / m. They cross at
+// m* = sqrt(c_w / c_s * ef * N); the sweep at N = 20k (exact 52 ns/item, walk ~ 75 us at ef 64 and
+// s = 1) gives c_w / c_s ~ 24. Both scale with dim, so the ratio holds across dimensions.
+std::size_t Index::Impl::exact_threshold(std::size_t ef) const {
+  const std::int64_t o = exact_override.load(std::memory_order_relaxed);
+  if (o >= 0) return std::size_t(o);
+  return std::max<std::size_t>(1024, std::size_t(std::sqrt(24.0 * double(ef) * double(n_live))));
+}
 
 std::size_t Index::Impl::exact_into(const float* q, std::size_t k, const std::uint64_t* ids, std::size_t n,
                                     Scratch& s, std::uint64_t* out_ids, float* out_d) const {
@@ -510,7 +516,7 @@ std::size_t Index::Impl::search_into(const float* query, std::size_t k, std::siz
   if (filter != nullptr) {
     list = filter->allow_list(&list_n);
     if (list != nullptr) {
-      if (list_n <= exact_threshold()) return exact_into(q, k, list, list_n, s, out_ids, out_d);
+      if (list_n <= exact_threshold(ef)) return exact_into(q, k, list, list_n, s, out_ids, out_d);
       if (std::is_sorted(list, list + list_n)) {
         mode = Mode::sorted_list;
       } else {
@@ -716,7 +722,7 @@ Stats Index::stats() const {
   st.levels = e == kNoEntry ? 0 : std::size_t(Impl::entry_level(e) + 1);
   st.memory_bytes = I.memory_bytes();
   st.traversal_bytes = I.block.bytes();
-  st.exact_scan_threshold = I.exact_threshold();
+  st.exact_scan_threshold = I.exact_threshold(64);
   st.mapped = I.block.mapped();
   st.storage = storage_name(I.cfg.storage);
   st.metric = metric_name(I.cfg.metric);
@@ -750,9 +756,11 @@ void Index::compact() {
 
 std::size_t Index::default_ef() const { return 64; }
 
+void Index::set_exact_scan_threshold(std::int64_t n) { impl_->exact_override.store(n < 0 ? -1 : n); }
+
 std::size_t Index::exact_scan_threshold() const {
   std::shared_lock<std::shared_mutex> lock(impl_->rw);
-  return impl_->exact_threshold();
+  return impl_->exact_threshold(64);
 }
 
 }  // namespace recallcore::hnsw

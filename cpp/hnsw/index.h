@@ -103,8 +103,11 @@ class Index {
   Stats stats() const;
   void compact();  // rebuilds the graph from the live vectors: no tombstones afterwards
   std::size_t default_ef() const;
-  // Allow-lists admitting at most this many items are scanned exactly instead of walked.
+  // Allow-lists admitting at most this many items are scanned exactly instead of walked (at ef = 64;
+  // the planner uses max(1024, sqrt(24 * ef * size)), see index.cpp for the measurement).
   std::size_t exact_scan_threshold() const;
+  // Overrides the automatic threshold (n < 0 restores it); 0 forces the filtered graph walk.
+  void set_exact_scan_threshold(std::int64_t n);
 
   struct Impl;
   explicit Index(std::unique_ptr<Impl> impl);  // internal (load); Impl is private to cpp/hnsw

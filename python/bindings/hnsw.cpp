@@ -311,6 +311,11 @@ re-ranks the final candidates with the f32 vectors. Searches pad missing results
              py::gil_scoped_release release;
              self.index->compact();
            }, "Rebuilds the graph from the live vectors (drops tombstones).")
+      .def_property("exact_scan_threshold",
+                    [](const PyIndex& s) { return s.index->exact_scan_threshold(); },
+                    [](PyIndex& s, const std::optional<std::int64_t>& n) { s.index->set_exact_scan_threshold(n ? *n : -1); },
+                    "Allow-lists/masks admitting at most this many ids are scanned exactly instead of walked "
+                    "(default: max(2048, size / 20)); assign None to restore the default, 0 to always walk.")
       .def_property_readonly("dim", [](const PyIndex& s) { return s.index->config().dim; })
       .def_property_readonly("metric", [](const PyIndex& s) { return hnsw::metric_name(s.index->config().metric); })
       .def_property_readonly("storage", [](const PyIndex& s) { return hnsw::storage_name(s.index->config().storage); })
