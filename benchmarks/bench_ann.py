@@ -23,9 +23,11 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "python"))
-
-import recallcore  # noqa: E402
+try:
+    import recallcore
+except ImportError:  # run from a source checkout: use the in-tree package (extension copied next to it)
+    sys.path.insert(0, str(HERE.parent / "python"))
+    import recallcore
 
 DATA = Path(os.environ.get("RECALLCORE_DATA", HERE.parent.parent / "shared" / "data"))
 if not DATA.is_dir():
@@ -36,7 +38,9 @@ EFS = [10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384]
 
 
 # ------------------------------------------------------------------------------------------------ data
-def synthetic(n: int, nq: int = 1000, dim: int = 384, centres: int = 1000, intrinsic: int = 24, seed: int = 0):
+def synthetic(
+    n: int, nq: int = 1000, dim: int = 384, centres: int = 1000, intrinsic: int = 24, seed: int = 0
+):
     """Gaussian mixture in a 24-d latent space with a power-law spectrum, projected to `dim`, L2-normalised;
     held-out queries are fresh draws with extra noise (ANCHORS.md protocol)."""
     rng = np.random.default_rng(seed)
@@ -46,7 +50,8 @@ def synthetic(n: int, nq: int = 1000, dim: int = 384, centres: int = 1000, intri
     c = rng.standard_normal((centres, intrinsic)).astype(np.float32) * spectrum
 
     def draw(m: int, noise: float) -> np.ndarray:
-        z = c[rng.integers(0, centres, m)] + noise * rng.standard_normal((m, intrinsic)).astype(np.float32) * spectrum
+        jitter = rng.standard_normal((m, intrinsic)).astype(np.float32) * spectrum
+        z = c[rng.integers(0, centres, m)] + noise * jitter
         x = z @ basis + 0.01 * rng.standard_normal((m, dim)).astype(np.float32)
         x /= np.linalg.norm(x, axis=1, keepdims=True)
         return np.ascontiguousarray(x, dtype=np.float32)
@@ -114,7 +119,10 @@ def build_recallcore(x, metric, M, efc, threads, storage="f32") -> Built:
     def query(q):
         return idx.search(q, K, ef=state["ef"])[0]
 
-    b = Built(f"recallcore-{storage}", lambda ef: state.__setitem__("ef", max(ef, K)), query, {threads: el}, obj=idx)
+    def set_ef(ef):
+        state["ef"] = max(ef, K)
+
+    b = Built(f"recallcore-{storage}", set_ef, query, {threads: el}, obj=idx)
     b.bytes_per_vector = idx.stats()["memory_bytes"] / len(x)
     return b
 
@@ -131,7 +139,8 @@ def build_hnswlib(x, metric, M, efc, threads) -> Optional[Built]:
     p.add_items(x, np.arange(len(x)))
     el = time.perf_counter() - t
     p.set_num_threads(1)
-    b = Built("hnswlib", lambda ef: p.set_ef(max(ef, K)), lambda q: p.knn_query(q, K)[0][0], {threads: el}, obj=p)
+    b = Built("hnswlib", lambda ef: p.set_ef(max(ef, K)), lambda q: p.knn_query(q, K)[0][0], {threads: el})
+    b.obj = p
     b.bytes_per_vector = file_bytes(lambda path: p.save_index(path)) / len(x)
     return b
 
@@ -162,8 +171,14 @@ def build_usearch(x, metric, M, efc, threads) -> Optional[Built]:
         from usearch.index import Index as UIndex
     except ImportError:
         return None
-    u = UIndex(ndim=x.shape[1], metric="l2sq" if metric == "l2" else "ip", dtype="f32", connectivity=M,
-               expansion_add=efc, expansion_search=64)
+    u = UIndex(
+        ndim=x.shape[1],
+        metric="l2sq" if metric == "l2" else "ip",
+        dtype="f32",
+        connectivity=M,
+        expansion_add=efc,
+        expansion_search=64,
+    )
     t = time.perf_counter()
     u.add(np.arange(len(x)), x, threads=threads)
     el = time.perf_counter() - t
@@ -205,7 +220,7 @@ def build_svs(x, metric, M, efc, threads, f16=True) -> Optional[Built]:
 
 
 # ------------------------------------------------------------------------------------------------ measurement
-def sweep(b: Built, q: np.ndarray, truth: np.ndarray, efs: list[int]) -> list[tuple[int, float, float, float]]:
+def sweep(b: Built, q: np.ndarray, truth: np.ndarray, efs: list[int]) -> list[tuple]:
     rows = []
     for ef in efs:
         b.set_ef(ef)
@@ -218,7 +233,9 @@ def sweep(b: Built, q: np.ndarray, truth: np.ndarray, efs: list[int]) -> list[tu
             ids = b.query(q[i])
             lat[i] = time.perf_counter_ns() - t
             hits += len(set(np.asarray(ids).tolist()) & set(truth[i].tolist()))
-        rows.append((ef, hits / truth.size, float(np.percentile(lat, 50)) / 1e3, float(np.percentile(lat, 99)) / 1e3))
+        rows.append(
+            (ef, hits / truth.size, float(np.percentile(lat, 50)) / 1e3, float(np.percentile(lat, 99)) / 1e3)
+        )
     return rows
 
 
@@ -241,8 +258,13 @@ def per_call_floor() -> dict[str, float]:
     x = rng.standard_normal((100, 384)).astype(np.float32)
     q = rng.standard_normal(384).astype(np.float32)
     out = {}
-    for name, builder in [("recallcore", build_recallcore), ("hnswlib", build_hnswlib), ("faiss-hnsw", build_faiss),
-                          ("usearch", build_usearch), ("svs-f16", build_svs)]:
+    for name, builder in [
+        ("recallcore", build_recallcore),
+        ("hnswlib", build_hnswlib),
+        ("faiss-hnsw", build_faiss),
+        ("usearch", build_usearch),
+        ("svs-f16", build_svs),
+    ]:
         b = builder(x, "ip", 16, 64, 1)
         if b is None:
             continue
@@ -275,8 +297,10 @@ def filtered(x, q, metric, idx: recallcore.HNSWIndex, users: int = 100, nq: int 
             truth = allowed[exact_topk(sub, q[i % len(q)][None, :], metric)[0]]
             hits += len(set(ids.tolist()) & set(truth.tolist()))
             total += len(truth)
-        lines.append(f"  filter 1/{users} users ({len(x) // users} ids), {label}: recall {hits / total:.4f}, "
-                     f"p50 {np.percentile(lat, 50) / 1e3:.1f} us, p99 {np.percentile(lat, 99) / 1e3:.1f} us")
+        lines.append(
+            f"  filter 1/{users} users ({len(x) // users} ids), {label}: recall {hits / total:.4f}, "
+            f"p50 {np.percentile(lat, 50) / 1e3:.1f} us, p99 {np.percentile(lat, 99) / 1e3:.1f} us"
+        )
     idx.exact_scan_threshold = None
     return lines
 
@@ -299,8 +323,10 @@ def filter_sweep(x, q, metric, idx: recallcore.HNSWIndex, nq: int = 100) -> list
                     truth = allowed[exact_topk(x[allowed.astype(np.int64)], q[i][None, :], metric)[0]]
                     hits += len(set(ids.tolist()) & set(truth.tolist()))
             res[label] = (float(np.percentile(lat, 50)) / 1e3, hits / (nq * min(K, len(allowed))))
-        lines.append(f"  {frac:>10.3%}  {len(allowed):>7}   {res['exact'][0]:>14.1f}   {res['walk'][0]:>13.1f}"
-                     f"   {res['walk'][1]:>11.4f}")
+        lines.append(
+            f"  {frac:>10.3%}  {len(allowed):>7}   {res['exact'][0]:>14.1f}   {res['walk'][0]:>13.1f}"
+            f"   {res['walk'][1]:>11.4f}"
+        )
     idx.exact_scan_threshold = None
     return lines
 
@@ -309,8 +335,10 @@ def filter_sweep(x, q, metric, idx: recallcore.HNSWIndex, nq: int = 100) -> list
 def run(args) -> None:
     print(f"recallcore {recallcore.__version__}, SIMD {recallcore.simd_level()}, cpu count {os.cpu_count()}")
     floor = per_call_floor()
-    print("per-call floor, 100 x 384 index, ef=10, k=10 (p50 us): " +
-          ", ".join(f"{k} {v:.2f}" for k, v in floor.items()))
+    print(
+        "per-call floor, 100 x 384 index, ef=10, k=10 (p50 us): "
+        + ", ".join(f"{k} {v:.2f}" for k, v in floor.items())
+    )
     for name, x, q, metric in load_datasets(args):
         q = q[: args.nq]
         print(f"\n=== {name}: {len(x)} vectors, {len(q)} queries, M={args.M}, ef_construction={args.efc} ===")
@@ -339,20 +367,28 @@ def run(args) -> None:
         for b in libs:
             results[b.name] = sweep(b, q, truth, EFS)
         ref = {t: at_recall(results["hnswlib"], t) for t in (0.95, 0.99)} if "hnswlib" in results else {}
-        print(f"{'library':<16}{'build 1t (s)':>13}{'build 2t (s)':>13}{'B/vector':>10}"
-              f"{'p50@0.95':>10}{'ratio':>7}{'p50@0.99':>10}{'ratio':>7}{'max recall':>11}")
+        print(
+            f"{'library':<16}{'build 1t (s)':>13}{'build 2t (s)':>13}{'B/vector':>10}"
+            f"{'p50@0.95':>10}{'ratio':>7}{'p50@0.99':>10}{'ratio':>7}{'max recall':>11}"
+        )
         for b in libs:
             rows = results[b.name]
             p95, p99 = at_recall(rows, 0.95), at_recall(rows, 0.99)
             r95 = p95 / ref[0.95] if p95 and ref.get(0.95) else None
             r99 = p99 / ref[0.99] if p99 and ref.get(0.99) else None
-            print(f"{b.name:<16}{fmt(b.build_s.get(1)):>13}{fmt(b.build_s.get(2)):>13}{b.bytes_per_vector:>10.0f}"
-                  f"{fmt(p95):>10}{fmt(r95, '.2f'):>7}{fmt(p99):>10}{fmt(r99, '.2f'):>7}"
-                  f"{max(r for _, r, _, _ in rows):>11.4f}")
+            print(
+                f"{b.name:<16}{fmt(b.build_s.get(1)):>13}{fmt(b.build_s.get(2)):>13}{b.bytes_per_vector:>10.0f}"
+                f"{fmt(p95):>10}{fmt(r95, '.2f'):>7}{fmt(p99):>10}{fmt(r99, '.2f'):>7}"
+                f"{max(r for _, r, _, _ in rows):>11.4f}"
+            )
         if args.verbose:
             for b in libs:
-                print(f"  {b.name}: " + "  ".join(f"ef{ef}:{r:.4f}/{p50:.0f}/{p99:.0f}us" for ef, r, p50, p99 in
-                                                  results[b.name]))
+                print(
+                    f"  {b.name}: "
+                    + "  ".join(
+                        f"ef{ef}:{r:.4f}/{p50:.0f}/{p99:.0f}us" for ef, r, p50, p99 in results[b.name]
+                    )
+                )
         rc = libs[0].obj
         print("\n".join(filtered(x, q, rc_metric, rc)))
         if args.filter_sweep:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hnsw_oracle import SENTINEL, clustered, distances, exact_knn, recall
 
 import recallcore
+from hnsw_oracle import SENTINEL, clustered, distances, exact_knn, recall
 from recallcore import HNSWIndex
 
 N, DIM = 3000, 32
@@ -136,7 +136,7 @@ def test_filtered_search_is_near_exact_at_every_selectivity(fraction):
     assert recall(found[:, :k_eff], truth) >= 0.99
     assert np.isin(found[found != SENTINEL], allowed).all()
     if len(allowed) < 10:
-        assert (found[:, len(allowed):] == SENTINEL).all()
+        assert (found[:, len(allowed) :] == SENTINEL).all()
 
 
 def test_boolean_mask_filter_equals_the_allow_list(built, data):
@@ -369,4 +369,11 @@ def test_search_accepts_keywords_and_rejects_unknown_ones(built, data):
         built.search()
     import inspect
 
-    assert list(inspect.signature(HNSWIndex.search).parameters) == ["self", "queries", "k", "ef", "filter", "threads"]
+    assert list(inspect.signature(HNSWIndex.search).parameters) == [
+        "self",
+        "queries",
+        "k",
+        "ef",
+        "filter",
+        "threads",
+    ]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 
 import numpy as np
-from hnsw_oracle import SENTINEL, clustered
 
+from hnsw_oracle import SENTINEL, clustered
 from recallcore import HNSWIndex
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hnsw_oracle import clustered
 
 import recallcore
+from hnsw_oracle import clustered
 from recallcore import HNSWIndex
 
 DIM = 16
