@@ -72,6 +72,6 @@ def test_sigkill_during_writes_loses_no_acknowledged_record(tmp_path):
                 start, i = acknowledged[rid]
                 r = m.get(rid)
                 assert r is not None and r.text == f"record {start} {i}"
-                ids, _ = m._store.vector_search(vector_of(start, i), 1, f"ns{i % 3}")
-                assert ids[0] == rid
+                hits = m.recall(vector=vector_of(start, i), k=1, namespace=f"ns{i % 3}", mode="vector")
+                assert hits[0].id == rid
     assert len(acknowledged) >= 20

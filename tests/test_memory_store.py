@@ -137,10 +137,10 @@ def test_reopen_keeps_records_and_search(tmp_path):
     vecs = [unit(rng) for _ in range(50)]
     with Memory(tmp_path / "s", dim=8) as m:
         ids = [m.add(f"t{i}", namespace="n", vector=v) for i, v in enumerate(vecs)]
-        before = [m._store.vector_search(v, 3, "n")[0].tolist() for v in vecs[:5]]
+        before = [[h.id for h in m.recall(vector=v, k=3, namespace="n", mode="vector")] for v in vecs[:5]]
     with Memory(tmp_path / "s") as m:
         assert m.dim == 8 and m.stats()["records"] == 50
-        assert [m._store.vector_search(v, 3, "n")[0].tolist() for v in vecs[:5]] == before
+        assert [[h.id for h in m.recall(vector=v, k=3, namespace="n", mode="vector")] for v in vecs[:5]] == before
         assert m.get(ids[7]).text == "t7"
         assert all(v == 0 for k, v in m.verify().items() if k != "lmdb_records")
 

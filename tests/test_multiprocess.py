@@ -41,9 +41,9 @@ def reader(path: str, q, results, ready) -> None:
             r = m.get(rid)
             if r is None or r.text != f"note {i}":
                 errors.append(f"get({rid}) -> {r}")
-            ids, _ = m._store.vector_search(vec(i), 1, "shared")
-            if len(ids) == 0 or ids[0] != rid:
-                errors.append(f"search for {rid} -> {ids}")
+            hits = m.recall(vector=vec(i), k=1, namespace="shared", mode="vector")
+            if not hits or hits[0].id != rid:
+                errors.append(f"search for {rid} -> {hits}")
             seen += 1
         results.put((seen, errors))
 

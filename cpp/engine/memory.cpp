@@ -72,6 +72,16 @@ double now_seconds() {
 
 bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
 
+// What the lexical index sees of a record: its text and the entities it mentions.
+std::string lexical_text(const Record& r) {
+  std::string s = r.text;
+  for (const auto& e : r.entities) {
+    s.push_back('\n');
+    s.append(e);
+  }
+  return s;
+}
+
 void check_name(const char* what, const std::string& v, bool allow_empty) {
   if (v.empty() && !allow_empty) throw InvalidArgument(std::string(what) + " must be a non-empty string");
   if (v.size() > kMaxNameBytes)
@@ -115,9 +125,6 @@ Memory::Memory(const MemoryOptions& options) : options_(options) {
   names_ = std::make_unique<Names>(names_dbi_);
   open_meta();
 
-  VectorIndexParams vp;
-  vp.dim = dim_, vp.metric = metric_id_, vp.M = options_.M, vp.ef_construction = options_.ef_construction;
-  vp.ef_search = options_.ef_search, vp.storage = parse_storage(options_.storage);
   {
     std::lock_guard sync(sync_mu_);
     std::unique_lock lock(state_mu_);
@@ -161,6 +168,7 @@ void Memory::close() {
   {
     std::unique_lock lock(state_mu_);
     vec_.reset();
+    lex_.reset();
     rows_.clear();
     ns_ids_.clear();
   }
@@ -327,7 +335,7 @@ std::vector<std::uint64_t> Memory::add(const std::vector<NewRecord>& items) {
         log_change(txn, ++seq, kOpUpdate, old.id);
         r.h.valid_from = it.ts;
         r.h.supersedes = old.id;
-        changes.push_back(Pending{old.id, false, old.h, old.text, {}});
+        changes.push_back(Pending{old.id, false, old.h, lexical_text(old), {}});
         if (old.h.flags & kHasVector) {
           std::string_view vb;
           if (txn.get(vectors_, id_key(old.id), &vb)) {
@@ -343,7 +351,7 @@ std::vector<std::uint64_t> Memory::add(const std::vector<NewRecord>& items) {
       put_secondary(txn, r);
       log_change(txn, ++seq, kOpPut, r.id);
       ids.push_back(r.id);
-      Pending p{r.id, false, r.h, r.text, {}};
+      Pending p{r.id, false, r.h, lexical_text(r), {}};
       if (it.vector != nullptr) p.vector.assign(it.vector, it.vector + dim_);
       changes.push_back(std::move(p));
     }
@@ -411,7 +419,7 @@ void Memory::update(std::uint64_t id, const RecordPatch& patch) {
     seq0 = meta_u64(txn, "seq", 0);
     log_change(txn, seq0 + 1, kOpUpdate, id);
     put_meta_u64(txn, "seq", seq0 + 1);
-    changes.push_back(Pending{id, false, r.h, r.text, std::move(vec)});
+    changes.push_back(Pending{id, false, r.h, lexical_text(r), std::move(vec)});
   });
   names_->commit();
   after_commit(seq0, std::move(changes));
@@ -466,20 +474,22 @@ void Memory::apply_locked(std::vector<Pending>& changes) {
     if (c.id >= rows_.size()) rows_.resize(std::max<std::size_t>(c.id + 1, rows_.size() * 3 / 2 + 16));
     Row& row = rows_[c.id];
     if (c.removed) {
-      if (row.live && vec_->contains(c.id)) removed.push_back(c.id);
+      if (row.live && vec_ && vec_->contains(c.id)) removed.push_back(c.id);
+      if (row.live) lex_->remove(c.id);
       row.live = false;
       continue;
     }
     if (!row.live) ns_ids_[c.h.ns].push_back(c.id);
     row.h = c.h;
     row.live = true;
+    lex_->add(c.h.ns, c.id, c.text);
     if (!c.vector.empty()) {
       batch.insert(batch.end(), c.vector.begin(), c.vector.end());
       batch_ids.push_back(c.id);
     }
   }
   if (!removed.empty()) vec_->remove(removed.data(), removed.size());
-  if (!batch_ids.empty()) vec_->add(batch.data(), batch_ids.data(), batch_ids.size(), 0);
+  if (!batch_ids.empty()) vec_->add(batch.data(), batch_ids.data(), batch_ids.size(), batch_ids.size() >= 256 ? 0 : 1);
   // Keep namespace id lists free of dead ids once they are mostly dead (amortised O(1)).
   for (auto& [ns, list] : ns_ids_) {
     (void)ns;
@@ -526,7 +536,7 @@ void Memory::catch_up_locked() {
       } else {
         const Record r = decode_record(id, bytes);
         p.h = r.h;
-        p.text = r.text;
+        p.text = lexical_text(r);
         std::string_view vb;
         if ((r.h.flags & kHasVector) && txn.get(vectors_, id_key(id), &vb) && vb.size() == dim_ * 4) {
           p.vector.resize(dim_);
@@ -542,11 +552,19 @@ void Memory::catch_up_locked() {
   applied_seq_.store(last);
 }
 
+hnsw::Config Memory::index_config() const {
+  hnsw::Config c;
+  c.dim = dim_ == 0 ? 1 : dim_;  // a text-only store keeps an empty index of dim 1
+  c.metric = metric_id_;
+  c.M = options_.M;
+  c.ef_construction = options_.ef_construction;
+  c.storage = hnsw::parse_storage(options_.storage);
+  return c;
+}
+
 void Memory::rebuild_locked() {
-  VectorIndexParams vp;
-  vp.dim = dim_, vp.metric = metric_id_, vp.M = options_.M, vp.ef_construction = options_.ef_construction;
-  vp.ef_search = options_.ef_search, vp.storage = parse_storage(options_.storage);
-  vec_ = make_vector_index(vp);
+  vec_ = std::make_unique<hnsw::Index>(index_config());
+  lex_ = std::make_unique<text::Bm25Index>();
   rows_.clear();
   ns_ids_.clear();
   storage::Env::Reader reader(*env_);
@@ -557,14 +575,14 @@ void Memory::rebuild_locked() {
   for (bool ok = cur.first(); ok; ok = cur.next()) {
     const std::uint64_t id = get_be64(cur.key());
     const Record r = decode_record(id, cur.value());
-    Pending p{id, false, r.h, r.text, {}};
+    Pending p{id, false, r.h, lexical_text(r), {}};
     std::string_view vb;
     if ((r.h.flags & kHasVector) && txn.get(vectors_, id_key(id), &vb) && vb.size() == dim_ * 4) {
       p.vector.resize(dim_);
       std::memcpy(p.vector.data(), vb.data(), dim_ * 4);
     }
     changes.push_back(std::move(p));
-    if (changes.size() >= 4096) {
+    if (changes.size() >= 16384) {
       apply_locked(changes);
       changes.clear();
     }
@@ -724,6 +742,18 @@ ListPage Memory::list(const std::string& ns, const std::optional<std::string>& k
   return page;
 }
 
+std::vector<std::uint64_t> Memory::entity_record_ids(const Txn& txn, std::uint32_t ns, const std::string& name) {
+  std::string prefix = ns_prefix(ns);
+  prefix.append(entity_norm(name));
+  prefix.push_back('\0');
+  std::vector<std::uint64_t> ids;
+  storage::Cursor cur(txn, entities_);
+  for (bool ok = cur.seek(prefix); ok && starts_with(cur.key(), prefix) && cur.key().size() == prefix.size() + 8;
+       ok = cur.next())
+    ids.push_back(get_be64(cur.key(), prefix.size()));
+  return ids;
+}
+
 std::vector<RecordOut> Memory::entity(const std::string& ns, const std::string& name) {
   ensure_open();
   storage::Env::Reader reader(*env_);
@@ -731,13 +761,7 @@ std::vector<RecordOut> Memory::entity(const std::string& ns, const std::string& 
   std::vector<RecordOut> out;
   const std::uint32_t nsid = names_->find(txn, NameKind::ns, ns);
   if (nsid == 0) return out;
-  std::string prefix = ns_prefix(nsid);
-  prefix.append(entity_norm(name));
-  prefix.push_back('\0');
-  storage::Cursor cur(txn, entities_);
-  for (bool ok = cur.seek(prefix); ok && starts_with(cur.key(), prefix) && cur.key().size() == prefix.size() + 8;
-       ok = cur.next()) {
-    const std::uint64_t id = get_be64(cur.key(), prefix.size());
+  for (auto id : entity_record_ids(txn, nsid, name)) {
     std::string_view bytes;
     if (txn.get(records_, id_key(id), &bytes)) out.push_back(resolve(txn, decode_record(id, bytes)));
   }
@@ -796,27 +820,6 @@ std::vector<std::pair<std::string, std::string>> Memory::state_items(const std::
   for (bool ok = cur.seek(prefix); ok && starts_with(cur.key(), prefix); ok = cur.next())
     out.emplace_back(std::string(cur.key().substr(4)), std::string(cur.value()));
   return out;
-}
-
-// ---------------------------------------------------------------------------------------------------
-// Search (the recall planner builds on this)
-
-
-std::vector<VecHit> Memory::vector_search(const float* query, std::size_t k, const std::string& ns, std::size_t ef) {
-  ensure_open();
-  if (dim_ == 0) throw InvalidArgument("this store is text-only: no vector search");
-  sync();
-  std::shared_lock lock(state_mu_);
-  const std::uint32_t nsid = names_->cached_id(NameKind::ns, ns);
-  if (nsid == 0) return {};
-  auto it = ns_ids_.find(nsid);
-  if (it == ns_ids_.end()) return {};
-  std::vector<std::uint64_t> allowed;
-  allowed.reserve(it->second.size());
-  for (auto id : it->second)
-    if (rows_[id].live && (rows_[id].h.flags & kHasVector)) allowed.push_back(id);
-  (void)ef;
-  return vec_->search_exact(query, k, allowed.data(), allowed.size());
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -889,7 +892,8 @@ Stats Memory::stats() {
   s.snapshot_seq = snapshot_seq_.load();
   std::shared_lock lock(state_mu_);
   s.vectors = vec_->size();
-  s.index_bytes = vec_->memory_bytes();
+  s.index_bytes = vec_->stats().memory_bytes;
+  s.lexical_docs = lex_->size();
   std::unordered_map<std::uint64_t, std::uint64_t> counts;  // ns << 32 | kind
   for (const auto& [ns, ids] : ns_ids_) {
     (void)ns;

@@ -18,9 +18,11 @@
 #include <vector>
 
 #include "engine/names.h"
+#include "engine/recall.h"
 #include "engine/record.h"
-#include "engine/vector_index.h"
+#include "hnsw/index.h"
 #include "storage/lmdb.h"
+#include "text/bm25.h"
 
 namespace recallcore::engine {
 
@@ -74,9 +76,14 @@ struct ListPage {
   std::string next_cursor;  // "" at the end
 };
 
+struct RecallResult {
+  RecallHit hit;
+  RecordOut record;
+};
+
 struct Stats {
   std::uint64_t records = 0, vectors = 0, seq = 0, snapshot_seq = 0;
-  std::uint64_t file_bytes = 0, map_bytes = 0, index_bytes = 0;
+  std::uint64_t file_bytes = 0, map_bytes = 0, index_bytes = 0, lexical_docs = 0;
   std::map<std::string, std::map<std::string, std::uint64_t>> counts;  // namespace -> kind -> live records
   std::size_t dim = 0;
   std::string metric, embedder, token_counter, storage;
@@ -109,8 +116,7 @@ class Memory {
   bool state_delete(const std::string& ns, const std::string& key);
   std::vector<std::pair<std::string, std::string>> state_items(const std::string& ns);
 
-  // Vector search over live records of a namespace (the planner of recall builds on this).
-  std::vector<VecHit> vector_search(const float* query, std::size_t k, const std::string& ns, std::size_t ef);
+  std::vector<RecallResult> recall(const RecallQuery& query);
 
   void checkpoint();
   void sync();
@@ -126,11 +132,15 @@ class Memory {
   const std::string& metric_name() const { return metric_; }
   const std::string& path() const { return options_.path; }
 
- private:
+  // A row of the in-memory filter table (by record id). Access statistics feed retention scores.
   struct Row {
     RecordHeader h;
     bool live = false;
+    std::uint32_t accesses = 0;  // updated with std::atomic_ref under the shared state lock
+    double last_access = 0;
   };
+
+ private:
   struct Pending {  // one committed change, applied to the derived state after commit
     std::uint64_t id;
     bool removed;
@@ -148,6 +158,8 @@ class Memory {
   void put_secondary(storage::Txn& txn, const Record& r);
   void del_secondary(storage::Txn& txn, const Record& r);
   RecordOut resolve(const storage::Txn& txn, Record r);
+  std::vector<std::uint64_t> entity_record_ids(const storage::Txn& txn, std::uint32_t ns, const std::string& name);
+  hnsw::Config index_config() const;
 
   void after_commit(std::uint64_t seq0, std::vector<Pending>&& changes);
   void apply_locked(std::vector<Pending>& changes);
@@ -172,7 +184,8 @@ class Memory {
   mutable std::shared_mutex state_mu_;  // the derived state below
   std::vector<Row> rows_;            // by record id
   std::unordered_map<std::uint32_t, std::vector<std::uint64_t>> ns_ids_;
-  std::unique_ptr<VectorIndex> vec_;
+  std::unique_ptr<hnsw::Index> vec_;  // vectors of live records (dim > 0)
+  std::unique_ptr<text::Bm25Index> lex_;  // text + entity names of live records, one partition per namespace
   std::atomic<std::uint64_t> applied_seq_{0};
   std::atomic<std::uint64_t> snapshot_seq_{0};
 

@@ -9,6 +9,7 @@
 
 #include "common/errors.h"
 #include "engine/memory.h"
+#include "simd/dispatch.h"
 #include "storage/keys.h"
 
 namespace recallcore::engine {
@@ -175,7 +176,8 @@ std::vector<RecallResult> Memory::recall(const RecallQuery& q) {
     auto sim = [&](std::size_t a, std::size_t b) {
       const float d = kt.f32[1](vecs[a].data(), vecs[b].data(), dim_);
       if (metric_id_ != simd::Metric::cosine) {
-        const float na = kt.f32[1](vecs[a].data(), vecs[a].data(), dim_), nb = kt.f32[1](vecs[b].data(), vecs[b].data(), dim_);
+        const float na = kt.f32[1](vecs[a].data(), vecs[a].data(), dim_);
+        const float nb = kt.f32[1](vecs[b].data(), vecs[b].data(), dim_);
         return na > 0 && nb > 0 ? d / std::sqrt(na * nb) : 0.0f;
       }
       return d;

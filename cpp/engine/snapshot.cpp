@@ -34,6 +34,15 @@ struct SnapHeader {
 
 std::string rows_path(const std::string& dir) { return (std::filesystem::path(dir) / "snapshot.rc").string(); }
 std::string vectors_path(const std::string& dir) { return (std::filesystem::path(dir) / "vectors.idx").string(); }
+std::string lexical_path(const std::string& dir) { return (std::filesystem::path(dir) / "lexical.idx").string(); }
+
+void fsync_dir(const std::string& path) {
+  const int dfd = ::open(std::filesystem::path(path).parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+}
 
 // Writes `bytes` to `path` atomically: a temporary file, fsync, rename, fsync of the directory.
 void write_atomically(const std::string& path, const std::string& bytes) {
@@ -54,11 +63,7 @@ void write_atomically(const std::string& path, const std::string& bytes) {
   ::fsync(fd);
   ::close(fd);
   if (std::rename(tmp.c_str(), path.c_str()) != 0) throw StoreError("cannot rename " + tmp + ": " + std::strerror(errno));
-  const int dfd = ::open(std::filesystem::path(path).parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
+  fsync_dir(path);
 }
 
 }  // namespace
@@ -87,7 +92,22 @@ void Memory::write_snapshot() {
   h.checksum = checksum64(payload.data(), payload.size());
   std::string bytes(reinterpret_cast<const char*>(&h), sizeof h);
   bytes += payload;
-  if (dim_ > 0) vec_->save(vectors_path(options_.path), stamp);
+  // Each file is written whole under a temporary name and renamed, so a crash leaves the previous
+  // snapshot or the new one; the stamps tie the three together and a mismatch means "rebuild".
+  if (dim_ > 0) {
+    const std::string vp = vectors_path(options_.path);
+    vec_->save(vp + ".tmp", stamp);
+    const int fd = ::open((vp + ".tmp").c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      ::fsync(fd);
+      ::close(fd);
+    }
+    if (std::rename((vp + ".tmp").c_str(), vp.c_str()) != 0) throw StoreError("cannot rename " + vp + ".tmp");
+  }
+  std::string lex(8, '\0');
+  std::memcpy(lex.data(), &stamp, 8);
+  lex += lex_->serialize();
+  write_atomically(lexical_path(options_.path), lex);
   write_atomically(rows_path(options_.path), bytes);
   snapshot_seq_.store(stamp);
 }
@@ -126,17 +146,41 @@ bool Memory::load_snapshot_locked() {
     if (reader.txn().get(meta_, "seq", &v) && v.size() == 8) seq = storage::get_be64(v);
     if (h.stamp > seq) return false;
   }
-  std::unique_ptr<VectorIndex> vec;
-  VectorIndexParams vp;
-  vp.dim = dim_, vp.metric = metric_id_, vp.M = options_.M, vp.ef_construction = options_.ef_construction;
-  vp.ef_search = options_.ef_search;
-  vp.storage = options_.storage == "f16" ? 1 : options_.storage == "i8" ? 2 : 0;
+  std::unique_ptr<hnsw::Index> vec;
   if (dim_ > 0) {
     std::uint64_t vstamp = 0;
-    vec = load_vector_index(vp, vectors_path(options_.path), &vstamp);
-    if (!vec || vstamp != h.stamp) return false;
+    try {
+      // Mapped, not read: a cold open touches only the pages a query visits.
+      vec = hnsw::Index::load(vectors_path(options_.path), true, &vstamp);
+    } catch (const std::exception&) {
+      return false;
+    }
+    const auto& c = vec->config();
+    if (vstamp != h.stamp || c.dim != dim_ || c.metric != metric_id_ ||
+        c.storage != hnsw::parse_storage(options_.storage))
+      return false;
   } else {
-    vec = make_vector_index(vp);
+    vec = std::make_unique<hnsw::Index>(index_config());
+  }
+  std::unique_ptr<text::Bm25Index> lex;
+  {
+    std::error_code ec;
+    const auto lp = lexical_path(options_.path);
+    const auto n = std::filesystem::file_size(lp, ec);
+    if (ec || n < 8) return false;
+    std::string bytes(n, '\0');
+    FILE* f = std::fopen(lp.c_str(), "rb");
+    if (f == nullptr) return false;
+    const std::size_t got = std::fread(bytes.data(), 1, n, f);
+    std::fclose(f);
+    std::uint64_t lstamp;
+    std::memcpy(&lstamp, bytes.data(), 8);
+    if (got != n || lstamp != h.stamp) return false;
+    try {
+      lex = std::make_unique<text::Bm25Index>(text::Bm25Index::deserialize(std::string_view(bytes).substr(8)));
+    } catch (const std::exception&) {
+      return false;
+    }
   }
   std::vector<Row> rows;
   std::unordered_map<std::uint32_t, std::vector<std::uint64_t>> ns_ids;
@@ -159,6 +203,7 @@ bool Memory::load_snapshot_locked() {
   rows_ = std::move(rows);
   ns_ids_ = std::move(ns_ids);
   vec_ = std::move(vec);
+  lex_ = std::move(lex);
   applied_seq_.store(h.stamp);
   snapshot_seq_.store(h.stamp);
   return true;

@@ -17,11 +17,9 @@ namespace py = pybind11;
 // Registration functions, one per binding file (module.cpp calls them in order).
 void register_errors(py::module_& m);
 void register_kernels(py::module_& m);
-<<<<<<< HEAD
 void register_store(py::module_& m);
-=======
 void register_text(py::module_& m);
->>>>>>> text
+void register_hnsw(py::module_& m);
 
 inline std::string shape_str(const py::array& a) {
   std::string s = "(";

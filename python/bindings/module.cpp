@@ -9,9 +9,7 @@ PYBIND11_MODULE(_core, m) {
   m.doc() = "recallcore C++ core (SIMD kernels, HNSW index, LMDB store, BM25, context packer).";
   register_errors(m);
   register_kernels(m);
-<<<<<<< HEAD
   register_store(m);
-=======
   register_text(m);
->>>>>>> text
+  register_hnsw(m);
 }

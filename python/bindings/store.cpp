@@ -193,24 +193,50 @@ class Store {
     return records_list(rs);
   }
 
-  py::tuple vector_search(const py::handle& q, std::size_t k, const std::string& ns) {
+  py::list recall(const py::dict& a) {
     Memory& mem = m();
-    if (k == 0) throw py::value_error("k must be > 0");
+    engine::RecallQuery q;
     py::array keep;
-    const float* query = vector_arg(q, mem.dim(), keep);
-    if (query == nullptr) throw py::value_error("vector must not be None");
-    std::vector<engine::VecHit> hits;
+    q.ns = a["namespace"].cast<std::string>();
+    q.text = a["text"].cast<std::string>();
+    q.vector = vector_arg(a["vector"], mem.dim(), keep);
+    q.k = a["k"].cast<std::size_t>();
+    const auto mode = a["mode"].cast<std::string>();
+    if (mode == "hybrid") q.mode = engine::RecallMode::hybrid;
+    else if (mode == "vector") q.mode = engine::RecallMode::vector;
+    else if (mode == "lexical") q.mode = engine::RecallMode::lexical;
+    else throw py::value_error("mode must be 'hybrid', 'vector' or 'lexical', got '" + mode + "'");
+    q.kinds = a["kinds"].cast<std::vector<std::string>>();
+    if (!a["session"].is_none()) q.session = a["session"].cast<std::string>();
+    q.since = a["since"].cast<double>();
+    q.until = a["until"].cast<double>();
+    q.entities = a["entities"].cast<std::vector<std::string>>();
+    q.now = a["now"].cast<double>();
+    if (!a["as_of"].is_none()) q.as_of = a["as_of"].cast<double>();
+    q.include_history = a["include_history"].cast<bool>();
+    q.include_archived = a["include_archived"].cast<bool>();
+    q.recency_half_life = a["recency_half_life"].cast<double>();
+    q.recency_weight = a["recency_weight"].cast<float>();
+    q.importance_weight = a["importance_weight"].cast<float>();
+    q.diversity = a["diversity"].cast<float>();
+    q.vector_weight = a["vector_weight"].cast<float>();
+    q.lexical_weight = a["lexical_weight"].cast<float>();
+    q.rrf_k = a["rrf_k"].cast<std::size_t>();
+    q.candidates = a["candidates"].cast<std::size_t>();
+    q.ef = a["ef"].cast<std::size_t>();
+    std::vector<engine::RecallResult> rs;
     {
       py::gil_scoped_release release;
-      hits = mem.vector_search(query, k, ns, 0);
+      rs = mem.recall(q);
     }
-    py::array_t<std::uint64_t> ids(static_cast<py::ssize_t>(hits.size()));
-    py::array_t<float> d(static_cast<py::ssize_t>(hits.size()));
-    for (std::size_t i = 0; i < hits.size(); ++i) {
-      ids.mutable_at(i) = hits[i].id;
-      d.mutable_at(i) = hits[i].distance;
+    py::list out;
+    for (const auto& r : rs) {
+      const auto& h = r.hit;
+      out.append(py::make_tuple(py::make_tuple(h.id, h.score, h.vector_rank, h.vector_similarity, h.lexical_rank,
+                                               h.bm25, h.recency, h.importance),
+                                record_tuple(r.record)));
     }
-    return py::make_tuple(ids, d);
+    return out;
   }
 
   py::dict stats() {
@@ -234,6 +260,7 @@ class Store {
     d["file_bytes"] = s.file_bytes;
     d["map_bytes"] = s.map_bytes;
     d["index_bytes"] = s.index_bytes;
+    d["lexical_docs"] = s.lexical_docs;
     d["dim"] = s.dim;
     d["metric"] = s.metric;
     d["embedder"] = s.embedder;
@@ -286,7 +313,7 @@ void register_store(py::module_& m) {
       .def("history", &Store::history)
       .def("list", &Store::list)
       .def("entity", &Store::entity)
-      .def("vector_search", &Store::vector_search)
+      .def("recall", &Store::recall)
       .def("state_get", [](Store& s, const std::string& ns, const std::string& key) -> py::object {
         std::optional<std::string> v = no_gil([&] { return s.m().state_get(ns, key); });
         if (!v) return py::none();

@@ -10,16 +10,11 @@ True
 
 from __future__ import annotations
 
-<<<<<<< HEAD
-from . import _core, cost, eval  # eval: the evaluation module (shadows the builtin only as an attribute)
-from ._core import CorruptionError, StoreError, build_info, simd_level, simd_levels
-from .memory import Memory, State
-from .records import Record
-=======
-from . import _core, tokens
+from . import _core, cost, eval, tokens  # eval: the evaluation module (an attribute, not the builtin)
 from ._core import (
     Bm25Index,
     CorruptionError,
+    HNSWIndex,
     StoreError,
     build_info,
     estimate_tokens,
@@ -27,8 +22,9 @@ from ._core import (
     simd_levels,
     tokenize,
 )
+from .memory import Memory, State
+from .records import Record
 from .tokens import TokenCounter, get_counter
->>>>>>> text
 
 __version__: str = _core.build_info()["version"]
 
@@ -42,17 +38,15 @@ __all__ = [
     "Memory",
     "Record",
     "State",
+    "HNSWIndex",
     "StoreError",
     "TokenCounter",
     "__version__",
     "build_info",
-<<<<<<< HEAD
     "cost",
     "eval",
-=======
     "estimate_tokens",
     "get_counter",
->>>>>>> text
     "simd_level",
     "simd_levels",
     "tokenize",

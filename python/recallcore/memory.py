@@ -13,7 +13,7 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from . import _core
-from .records import Record
+from .records import Hit, Record
 
 TimeLike = Union[datetime, float, int]
 
@@ -470,6 +470,67 @@ class Memory:
     def state(self, namespace: str = "default") -> State:
         """A mutable mapping of small JSON state for a namespace (preferences, current task, ...)."""
         return State(self._store, _check_name(namespace, "namespace"))
+
+    # -- recall --------------------------------------------------------------------------------
+    def _query_vector(self, query: Optional[str], vector: Any, mode: str) -> Optional[np.ndarray]:
+        if vector is not None:
+            return _as_vector(vector, self.dim)
+        if self._embedder is not None and query and mode != "lexical":
+            return _as_vector(np.asarray(self._embedder.embed([query]), dtype=np.float32)[0], self.dim)
+        return None
+
+    def recall(self, query: Optional[str] = None, *, vector: Any = None, namespace: str = "default", k: int = 10,
+               kinds: Optional[Iterable[str]] = None, session: Optional[str] = None,
+               since: Optional[TimeLike] = None, until: Optional[TimeLike] = None,
+               entities: Optional[Iterable[str]] = None, mode: str = "hybrid",
+               recency_half_life: Any = None, diversity: Optional[float] = None,
+               as_of: Optional[TimeLike] = None, include_history: bool = False, include_archived: bool = False,
+               vector_weight: float = 1.0, lexical_weight: float = 1.0, importance_weight: float = 0.5,
+               recency_weight: float = 0.5, now: Optional[TimeLike] = None) -> list[Hit]:
+        """The ``k`` most relevant live memories of a namespace, best first.
+
+        One C++ call with the GIL released: filters (session, kinds, time range, entities,
+        validity, archive, expiry) are applied inside the vector search (an exact scan for small
+        namespaces, the HNSW walk with the filter for large ones) and inside BM25; the lists are
+        fused by reciprocal rank (``mode="hybrid"``), then scaled by recency (``recency_half_life``
+        seconds or a timedelta) and importance; ``diversity`` in (0, 1] applies MMR and drops
+        near-duplicates. Only facts valid now are returned unless ``as_of`` (valid then) or
+        ``include_history=True``. Each :class:`Hit` includes its :class:`Record`.
+
+        >>> import tempfile, recallcore
+        >>> with recallcore.Memory(tempfile.mkdtemp()) as m:
+        ...     _ = m.add("My sister Priya lives in Porto", namespace="u")
+        ...     _ = m.add("The weather was nice", namespace="u")
+        ...     m.recall("where does Priya live?", namespace="u", k=1)[0].text
+        'My sister Priya lives in Porto'
+        """
+        if mode not in ("hybrid", "vector", "lexical"):
+            raise ValueError(f"mode must be 'hybrid', 'vector' or 'lexical', got {mode!r}")
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
+            raise ValueError(f"k must be a positive int, got {k!r}")
+        if query is not None:
+            _check_text(query, "query")
+        qvec = self._query_vector(query, vector, mode)
+        if not query and qvec is None:
+            raise ValueError("recall needs query text or a vector (an empty query with no vector matches nothing)")
+        if diversity is not None and not (isinstance(diversity, (int, float)) and 0.0 <= diversity <= 1.0):
+            raise ValueError(f"diversity must be within [0, 1], got {diversity!r}")
+        half_life = _ttl(recency_half_life) if recency_half_life is not None else 0.0
+        args = {
+            "namespace": _check_name(namespace, "namespace"), "text": query or "", "vector": qvec, "k": int(k),
+            "mode": mode, "kinds": [_check_name(x, "kind") for x in ([kinds] if isinstance(kinds, str) else kinds or [])],
+            "session": None if session is None else _check_name(session, "session"),
+            "since": -math.inf if since is None else to_unix(since, name="since"),
+            "until": math.inf if until is None else to_unix(until, name="until"),
+            "entities": [] if entities is None else _entities(entities),
+            "now": to_unix(now, name="now"), "as_of": None if as_of is None else to_unix(as_of, name="as_of"),
+            "include_history": bool(include_history), "include_archived": bool(include_archived),
+            "recency_half_life": half_life, "recency_weight": float(recency_weight),
+            "importance_weight": float(importance_weight), "diversity": float(diversity or 0.0),
+            "vector_weight": float(vector_weight), "lexical_weight": float(lexical_weight), "rrf_k": 60,
+            "candidates": 0, "ef": 0,
+        }
+        return [Hit._from_core(h, r) for h, r in self._store.recall(args)]
 
     # -- maintenance ---------------------------------------------------------------------------
     def checkpoint(self) -> None:

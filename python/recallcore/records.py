@@ -45,6 +45,11 @@ class Record:
     sources: tuple[int, ...] = ()
     has_vector: bool = False
 
+    def __repr__(self) -> str:
+        text = self.text if len(self.text) <= 60 else self.text[:57] + "..."
+        extra = f", session={self.session!r}" if self.session else ""
+        return f"Record(id={self.id}, namespace={self.namespace!r}{extra}, kind={self.kind!r}, ts={self.ts:.0f}, text={text!r})"
+
     @property
     def time(self) -> datetime:
         """``ts`` as an aware UTC datetime."""
@@ -67,3 +72,44 @@ class Record:
             supersedes=supersedes or None, superseded_by=superseded_by or None, sources=tuple(sources),
             has_vector=has_vector,
         )
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One recall result: the record (fetched in the same read transaction as the search) and why
+    it ranked where it did. Ranks are 1-based; ``None`` means "not in that list".
+
+    ``score`` is the fused score: in hybrid mode the weighted reciprocal-rank fusion of the vector
+    and lexical ranks, in vector mode the similarity, in lexical mode BM25 — each multiplied by the
+    recency factor and the importance factor ``1 + w·(importance − 0.5)``.
+    """
+
+    id: int
+    score: float
+    record: Record
+    vector_rank: Optional[int] = None
+    vector_similarity: Optional[float] = None
+    lexical_rank: Optional[int] = None
+    bm25: Optional[float] = None
+    recency: float = 1.0
+    importance: float = 0.5
+
+    @property
+    def text(self) -> str:
+        return self.record.text
+
+    def __repr__(self) -> str:
+        parts = [f"id={self.id}", f"score={self.score:.4g}"]
+        if self.vector_rank:
+            parts.append(f"vector_rank={self.vector_rank} sim={self.vector_similarity:.3f}")
+        if self.lexical_rank:
+            parts.append(f"lexical_rank={self.lexical_rank} bm25={self.bm25:.3f}")
+        text = self.record.text if len(self.record.text) <= 60 else self.record.text[:57] + "..."
+        return f"Hit({', '.join(parts)}, text={text!r})"
+
+    @classmethod
+    def _from_core(cls, hit: tuple[Any, ...], record: tuple[Any, ...]) -> Hit:
+        rid, score, vrank, vsim, lrank, bm25, recency, importance = hit
+        return cls(id=rid, score=score, record=Record._from_core(record), vector_rank=vrank or None,
+                   vector_similarity=None if not vrank else vsim, lexical_rank=lrank or None,
+                   bm25=None if not lrank else bm25, recency=recency, importance=importance)

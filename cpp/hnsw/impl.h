@@ -1,0 +1,194 @@
+// Internal state of hnsw::Index, shared by index.cpp (graph algorithms) and persistence.cpp (the
+// snapshot format). Not part of the public API.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <shared_mutex>
+#include <vector>
+
+#include "hnsw/idmap.h"
+#include "hnsw/index.h"
+#include "hnsw/region.h"
+#include "hnsw/visited.h"
+
+namespace recallcore::hnsw {
+
+inline constexpr std::size_t kMaxM = 128;        // so level-0 lists (2*M) fit a stack buffer
+inline constexpr int kMaxLevel = 30;
+inline constexpr std::size_t kLockStripes = 4096;  // per-node link locks, striped by slot
+inline constexpr std::uint64_t kNoEntry = 0;     // entry word: ((level + 1) << 32) | slot
+
+struct Cand {
+  float d;
+  std::uint32_t slot;
+  bool operator<(const Cand& o) const { return d < o.d || (d == o.d && slot < o.slot); }
+  bool operator>(const Cand& o) const { return o < *this; }
+};
+
+// Per-thread search state, pooled so a query allocates nothing once warm.
+struct Scratch {
+  VisitedList visited;
+  std::vector<Cand> cand, top, sel, tmp;
+  std::vector<std::vector<Cand>> chosen;  // per level, while inserting
+  std::vector<float> query;
+  std::vector<std::uint64_t> bits;
+};
+
+class ScratchPool {
+ public:
+  struct Deleter {
+    ScratchPool* pool;
+    void operator()(Scratch* s) const { pool->release(s); }
+  };
+  using Lease = std::unique_ptr<Scratch, Deleter>;
+  Lease acquire() {
+    std::unique_ptr<Scratch> s;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!free_.empty()) {
+        s = std::move(free_.back());
+        free_.pop_back();
+      }
+    }
+    if (!s) s = std::make_unique<Scratch>();
+    return Lease(s.release(), Deleter{this});
+  }
+  std::size_t bytes() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::size_t b = 0;
+    for (const auto& s : free_) b += s->visited.bytes();
+    return b;
+  }
+
+ private:
+  void release(Scratch* s) {
+    std::unique_ptr<Scratch> owned(s);
+    std::lock_guard<std::mutex> lock(mu_);
+    if (free_.size() < 64) free_.push_back(std::move(owned));
+  }
+  mutable std::mutex mu_;
+  std::vector<std::unique_ptr<Scratch>> free_;
+};
+
+struct Index::Impl {
+  explicit Impl(const Config& c);
+
+  // ---- configuration and derived layout ----
+  Config cfg;
+  std::size_t dim = 0, M0 = 0, Mup = 0;
+  std::size_t stride = 0;   // bytes per slot in the level-0 block
+  std::size_t vec_off = 0;  // offset of the traversal vector inside a slot
+  std::size_t pf_head = 0, pf_all = 0;  // bytes of a neighbour's vector prefetched early / in total
+  double level_mult = 0;
+  bool similarity = false;  // the kernels return a.b (ip, cosine): distance = 1 - a.b
+  simd::F32Fn f32fn = nullptr;
+  simd::F16Fn f16fn = nullptr;
+  simd::I8Fn i8fn = nullptr;
+  simd::F32BlockFn f32block = nullptr;
+  simd::Level level = simd::Level::scalar;
+
+  // ---- data (guarded by rw: exclusive to change the slot set, shared to link or read) ----
+  Region block;      // level 0: [u32 count][u32 links[M0]] [traversal vector] per slot
+  Region originals;  // f32 vectors when the traversal copy is compressed (else empty)
+  std::vector<std::uint64_t> slot_ids;
+  std::vector<std::uint8_t> slot_level;
+  std::vector<std::uint8_t> deleted;
+  std::vector<std::vector<std::uint32_t>> upper;  // per slot: levels 1..L, each [count][links[Mup]]
+  std::size_t capacity = 0, n_slots = 0, n_live = 0, n_tomb = 0;
+  IdMap id_map;
+  std::vector<std::uint32_t> free_slots;
+  std::atomic<std::uint64_t> entry{kNoEntry};
+  std::uint64_t next_auto_id = 0;
+  std::mt19937_64 rng;
+  std::atomic<std::int64_t> exact_override{-1};  // -1: automatic threshold
+
+  // ---- synchronisation ----
+  mutable std::shared_mutex rw;
+  std::mutex write_mu;  // one writer at a time
+  std::mutex entry_mu;  // held while a node above the current top level is inserted
+  std::unique_ptr<std::array<std::mutex, kLockStripes>> link_locks = std::make_unique<std::array<std::mutex, kLockStripes>>();
+  mutable ScratchPool pool;
+
+  // ---- accessors ----
+  std::uint32_t* links(std::uint32_t slot, int lv) const {
+    if (lv == 0) return reinterpret_cast<std::uint32_t*>(block.data() + std::size_t(slot) * stride);
+    if (lv > slot_level[slot]) return nullptr;  // a reused slot may have fewer levels than stale links assume
+    return const_cast<std::uint32_t*>(upper[slot].data()) + std::size_t(lv - 1) * (Mup + 1);
+  }
+  std::size_t max_links(int lv) const { return lv == 0 ? M0 : Mup; }
+  const std::byte* traversal(std::uint32_t slot) const { return block.data() + std::size_t(slot) * stride + vec_off; }
+  const float* f32_of(std::uint32_t slot) const {
+    if (cfg.storage == Storage::f32) return reinterpret_cast<const float*>(traversal(slot));
+    return reinterpret_cast<const float*>(originals.data()) + std::size_t(slot) * dim;
+  }
+  float finish(float raw) const {
+    const float d = similarity ? 1.0f - raw : raw;
+    // NaN (only from a corrupted mapped file) must not reach the heaps' comparisons.
+    return d == d ? d : std::numeric_limits<float>::infinity();
+  }
+  // Distance from a (prepared) query to a slot's traversal copy.
+  float dist(const float* q, std::uint32_t slot) const {
+    const std::byte* v = traversal(slot);
+    switch (cfg.storage) {
+      case Storage::f16: return finish(f16fn(q, reinterpret_cast<const std::uint16_t*>(v), dim));
+      case Storage::i8: {
+        float scale;
+        std::memcpy(&scale, v, sizeof scale);
+        return finish(i8fn(q, reinterpret_cast<const std::int8_t*>(v + sizeof(float)), scale, dim));
+      }
+      case Storage::f32: break;
+    }
+    return finish(f32fn(q, reinterpret_cast<const float*>(v), dim));
+  }
+  float exact(const float* q, std::uint32_t slot) const { return finish(f32fn(q, f32_of(slot), dim)); }
+
+  static std::uint32_t load_count(const std::uint32_t* ll) {
+    return std::atomic_ref<std::uint32_t>(*const_cast<std::uint32_t*>(ll)).load(std::memory_order_acquire);
+  }
+  static std::uint32_t load_link(const std::uint32_t* ll, std::size_t i) {
+    return std::atomic_ref<std::uint32_t>(*const_cast<std::uint32_t*>(ll + 1 + i)).load(std::memory_order_relaxed);
+  }
+  static void store_links(std::uint32_t* ll, const Cand* c, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i)
+      std::atomic_ref<std::uint32_t>(ll[1 + i]).store(c[i].slot, std::memory_order_relaxed);
+    std::atomic_ref<std::uint32_t>(ll[0]).store(std::uint32_t(n), std::memory_order_release);
+  }
+  static int entry_level(std::uint64_t e) { return int(e >> 32) - 1; }
+  static std::uint32_t entry_slot(std::uint64_t e) { return std::uint32_t(e); }
+  static std::uint64_t pack_entry(std::uint32_t slot, int lv) { return (std::uint64_t(lv + 1) << 32) | slot; }
+
+  // ---- algorithms (index.cpp) ----
+  void prepare_query(const float* q, Scratch& s) const;  // -> s.query (normalised for cosine)
+  void greedy(const float* q, std::uint32_t& ep, float& epd, int lv) const;
+  template <class Allow>
+  void walk(const float* q, std::uint32_t ep, std::size_t ef, int lv, Allow&& allow, Scratch& s) const;
+  void select(std::vector<Cand>& cands, std::size_t m, std::vector<Cand>& out) const;
+  void insert(std::uint32_t slot, Scratch& s);
+  void ensure_capacity(std::size_t slots);
+  std::uint32_t take_slot();
+  void write_slot(std::uint32_t slot, std::uint64_t id, const float* v);
+  void remove_slot(std::uint32_t slot);
+  void add(const float* vectors, const std::uint64_t* ids, std::size_t n, std::size_t threads, std::uint64_t* assigned);
+  std::size_t search_into(const float* q, std::size_t k, std::size_t ef, const Filter* filter, std::uint64_t* ids,
+                          float* dists) const;
+  std::size_t exact_into(const float* q, std::size_t k, const std::uint64_t* ids, std::size_t n, Scratch& s,
+                         std::uint64_t* out_ids, float* out_d) const;
+  std::size_t exact_threshold(std::size_t ef) const;
+  std::size_t memory_bytes() const;
+  void adopt(Impl& o);  // takes o's data (compact)
+};
+
+// Persistence (persistence.cpp).
+void save_impl(const Index::Impl& impl, const std::string& path, std::uint64_t stamp);
+std::unique_ptr<Index::Impl> load_impl(const std::string& path, bool mmap, std::uint64_t* stamp);
+
+}  // namespace recallcore::hnsw

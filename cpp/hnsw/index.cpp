@@ -1,0 +1,769 @@
+#include "hnsw/index.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
+
+#include "common/errors.h"
+#include "hnsw/impl.h"
+#include "hnsw/parallel.h"
+#include "simd/convert.h"
+#include "simd/dispatch.h"
+
+namespace recallcore::hnsw {
+
+namespace {
+
+constexpr float kInf = std::numeric_limits<float>::infinity();
+constexpr std::uint64_t kSentinel = std::numeric_limits<std::uint64_t>::max();
+
+inline void prefetch(const void* p) { __builtin_prefetch(p, 0, 3); }
+
+std::size_t round_up(std::size_t x, std::size_t a) { return (x + a - 1) / a * a; }
+
+std::size_t vector_bytes(Storage s, std::size_t dim) {
+  switch (s) {
+    case Storage::f16: return dim * 2;
+    case Storage::i8: return sizeof(float) + dim;
+    case Storage::f32: break;
+  }
+  return dim * 4;
+}
+
+}  // namespace
+
+const char* storage_name(Storage s) {
+  switch (s) {
+    case Storage::f32: return "f32";
+    case Storage::f16: return "f16";
+    case Storage::i8: return "i8";
+  }
+  return "unknown";
+}
+
+Storage parse_storage(const std::string& name) {
+  if (name == "f32") return Storage::f32;
+  if (name == "f16") return Storage::f16;
+  if (name == "i8") return Storage::i8;
+  throw InvalidArgument("storage must be 'f32', 'f16' or 'i8', got '" + name + "'");
+}
+
+const char* metric_name(simd::Metric m) {
+  switch (m) {
+    case simd::Metric::l2: return "l2";
+    case simd::Metric::ip: return "ip";
+    case simd::Metric::cosine: return "cosine";
+  }
+  return "unknown";
+}
+
+simd::Metric parse_metric(const std::string& name) {
+  if (name == "l2") return simd::Metric::l2;
+  if (name == "ip") return simd::Metric::ip;
+  if (name == "cosine") return simd::Metric::cosine;
+  throw InvalidArgument("metric must be 'l2', 'ip' or 'cosine', got '" + name + "'");
+}
+
+void Config::validate() const {
+  if (dim == 0 || dim > 65536) throw InvalidArgument("dim must be in [1, 65536], got " + std::to_string(dim));
+  if (M < 2 || M > kMaxM) throw InvalidArgument("M must be in [2, " + std::to_string(kMaxM) + "], got " + std::to_string(M));
+  if (ef_construction < 1 || ef_construction > 100000)
+    throw InvalidArgument("ef_construction must be in [1, 100000], got " + std::to_string(ef_construction));
+  if (metric != simd::Metric::l2 && metric != simd::Metric::ip && metric != simd::Metric::cosine)
+    throw InvalidArgument("metric must be l2, ip or cosine");
+  if (storage != Storage::f32 && storage != Storage::f16 && storage != Storage::i8)
+    throw InvalidArgument("storage must be f32, f16 or i8");
+  if (capacity > (std::size_t(1) << 32) - 2)
+    throw InvalidArgument("capacity must be below 2^32 - 1, got " + std::to_string(capacity));
+}
+
+// ---------------------------------------------------------------------------------------------------
+Index::Impl::Impl(const Config& c) : cfg(c), rng(c.seed) {
+  cfg.validate();
+  dim = cfg.dim;
+  M0 = 2 * cfg.M;
+  Mup = cfg.M;
+  level_mult = 1.0 / std::log(double(cfg.M));
+  // Links first, then the traversal vector 16-byte aligned: expanding a node reads its links and the
+  // vectors of its neighbours, each from one contiguous stretch.
+  vec_off = round_up(sizeof(std::uint32_t) * (1 + M0), 16);
+  stride = round_up(vec_off + vector_bytes(cfg.storage, dim), 16);
+  pf_all = vector_bytes(cfg.storage, dim);
+  // Measured (30k x 384, ip): prefetching the first 512 bytes of every fresh neighbour up front (all
+  // of an i8 row) and the rest of the next one while computing the current cut p50 by ~10% for i8.
+  pf_head = std::min<std::size_t>(pf_all, 512);
+  similarity = cfg.metric != simd::Metric::l2;
+  const simd::KernelTable& kt = simd::active();
+  level = kt.level;
+  // Cosine vectors are normalised at insert, so cosine runs on the cheaper dot kernel.
+  const int mi = int(cfg.metric == simd::Metric::l2 ? simd::Metric::l2 : simd::Metric::ip);
+  f32fn = kt.f32[mi];
+  f16fn = kt.f16[mi];
+  i8fn = kt.i8[mi];
+  f32block = kt.f32_block[mi];
+  if (cfg.capacity > 0) ensure_capacity(cfg.capacity);
+}
+
+void Index::Impl::ensure_capacity(std::size_t slots) {
+  if (slots <= capacity) return;
+  if (slots > (std::size_t(1) << 32) - 2) throw InvalidArgument("index is full (2^32 - 2 slots)");
+  std::size_t cap = std::max<std::size_t>({slots, capacity + capacity / 2, 64});
+  cap = std::min(cap, (std::size_t(1) << 32) - 2);
+  block.grow(cap * stride, n_slots * stride);
+  if (cfg.storage != Storage::f32) originals.grow(cap * dim * sizeof(float), n_slots * dim * sizeof(float));
+  slot_ids.resize(cap, 0);
+  slot_level.resize(cap, 0);
+  deleted.resize(cap, 0);
+  upper.resize(cap);
+  capacity = cap;
+}
+
+void Index::Impl::prepare_query(const float* q, Scratch& s) const {
+  s.query.resize(dim);
+  if (cfg.metric != simd::Metric::cosine) {
+    std::memcpy(s.query.data(), q, dim * sizeof(float));
+    return;
+  }
+  double nn = 0;
+  for (std::size_t i = 0; i < dim; ++i) nn += double(q[i]) * q[i];
+  const float inv = nn > 0 ? float(1.0 / std::sqrt(nn)) : 0.0f;
+  for (std::size_t i = 0; i < dim; ++i) s.query[i] = q[i] * inv;
+}
+
+void Index::Impl::greedy(const float* q, std::uint32_t& ep, float& epd, int lv) const {
+  for (bool changed = true; changed;) {
+    changed = false;
+    const std::uint32_t* ll = links(ep, lv);
+    if (ll == nullptr) return;
+    const std::size_t cnt = std::min<std::size_t>(load_count(ll), Mup);
+    for (std::size_t i = 0; i < cnt; ++i) {
+      const std::uint32_t nb = load_link(ll, i);
+      if (nb >= n_slots) continue;  // only a corrupted mapped file can hold one
+      const float d = dist(q, nb);
+      if (d < epd) {
+        epd = d;
+        ep = nb;
+        changed = true;
+      }
+    }
+  }
+}
+
+// Best-first search of one level (hnswlib's searchBaseLayer). Every reached node is navigable;
+// only live nodes the filter allows enter the result heap s.top (a max-heap of at most ef), so a
+// selective filter or many tombstones make the walk go further instead of returning fewer results.
+template <class Allow>
+void Index::Impl::walk(const float* q, std::uint32_t ep, std::size_t ef, int lv, Allow&& allow, Scratch& s) const {
+  auto& cand = s.cand;
+  auto& top = s.top;
+  cand.clear();
+  top.clear();
+  s.visited.begin(n_slots);
+  const std::size_t maxl = max_links(lv);
+  const float d0 = dist(q, ep);
+  s.visited.test_and_set(ep);
+  cand.push_back({d0, ep});
+  if (!deleted[ep] && allow(ep)) top.push_back({d0, ep});
+  float bound = top.empty() ? kInf : d0;
+  std::uint32_t fresh[2 * kMaxM];
+  while (!cand.empty()) {
+    const Cand c = cand.front();
+    if (c.d > bound && top.size() >= ef) break;
+    std::pop_heap(cand.begin(), cand.end(), std::greater<>());
+    cand.pop_back();
+    const std::uint32_t* ll = links(c.slot, lv);
+    if (ll == nullptr) continue;
+    const std::size_t cnt = std::min<std::size_t>(load_count(ll), maxl);
+    // Pass 1: collect unvisited neighbours and prefetch the head of their vectors, so the loads of
+    // pass 2 overlap; pass 2 prefetches the rest of the next vector while computing the current one.
+    std::size_t nf = 0;
+    for (std::size_t i = 0; i < cnt; ++i) {
+      const std::uint32_t nb = load_link(ll, i);
+      if (nb >= n_slots || s.visited.test_and_set(nb)) continue;
+      fresh[nf++] = nb;
+      const std::byte* v = traversal(nb);
+      for (std::size_t b = 0; b < pf_head; b += 64) prefetch(v + b);
+    }
+    for (std::size_t j = 0; j < nf; ++j) {
+      const std::uint32_t nb = fresh[j];
+      if (j + 1 < nf) {
+        const std::byte* v = traversal(fresh[j + 1]);
+        for (std::size_t b = pf_head; b < pf_all; b += 64) prefetch(v + b);
+      }
+      const float d = dist(q, nb);
+      if (top.size() < ef || d < bound) {
+        cand.push_back({d, nb});
+        std::push_heap(cand.begin(), cand.end(), std::greater<>());
+        if (!deleted[nb] && allow(nb)) {
+          top.push_back({d, nb});
+          std::push_heap(top.begin(), top.end());
+          if (top.size() > ef) {
+            std::pop_heap(top.begin(), top.end());
+            top.pop_back();
+          }
+          bound = top.front().d;
+        }
+      }
+    }
+  }
+}
+
+// hnswlib's getNeighborsByHeuristic2: keep a candidate only when it is closer to the base than to every
+// neighbour already kept, which spreads links over directions. cands must be sorted ascending.
+void Index::Impl::select(std::vector<Cand>& cands, std::size_t m, std::vector<Cand>& out) const {
+  out.clear();
+  for (const Cand& c : cands) {
+    if (out.size() >= m) break;
+    bool good = true;
+    const float* cv = f32_of(c.slot);
+    for (const Cand& o : out) {
+      if (finish(f32fn(cv, f32_of(o.slot), dim)) < c.d) {
+        good = false;
+        break;
+      }
+    }
+    if (good) out.push_back(c);
+  }
+}
+
+void Index::Impl::insert(std::uint32_t slot, Scratch& s) {
+  const float* q = f32_of(slot);
+  const int lv = slot_level[slot];
+  std::unique_lock<std::mutex> top_lock(entry_mu, std::defer_lock);
+  std::uint64_t e = entry.load(std::memory_order_acquire);
+  if (lv > entry_level(e)) {
+    // A new top node: hold the entry lock for the whole insertion (as hnswlib does) so two new top
+    // nodes cannot race on the entry point.
+    top_lock.lock();
+    e = entry.load(std::memory_order_acquire);
+    if (lv <= entry_level(e)) top_lock.unlock();
+  }
+  if (e == kNoEntry) {
+    entry.store(pack_entry(slot, lv), std::memory_order_release);
+    return;
+  }
+  std::uint32_t ep = entry_slot(e);
+  const int maxl = entry_level(e);
+  float epd = dist(q, ep);
+  for (int l = maxl; l > lv; --l) greedy(q, ep, epd, l);
+  // Neighbours are chosen top-down (each level's search starts from the best of the level above) but
+  // written bottom-up: a node becomes reachable at level l only after its own lists at levels <= l are
+  // in place, so a concurrent reader never lands on a node that is a dead end below.
+  auto no_filter = [](std::uint32_t) { return true; };
+  const int top_l = std::min(lv, maxl);
+  if (s.chosen.size() < std::size_t(top_l + 1)) s.chosen.resize(std::size_t(top_l + 1));
+  for (int l = top_l; l >= 0; --l) {
+    walk(q, ep, cfg.ef_construction, l, no_filter, s);
+    s.tmp.assign(s.top.begin(), s.top.end());
+    std::sort(s.tmp.begin(), s.tmp.end());
+    // Drop self: stale links of a reused slot can lead back to it.
+    s.tmp.erase(std::remove_if(s.tmp.begin(), s.tmp.end(), [&](const Cand& c) { return c.slot == slot; }), s.tmp.end());
+    select(s.tmp, Mup, s.chosen[std::size_t(l)]);
+    if (!s.chosen[std::size_t(l)].empty()) ep = s.chosen[std::size_t(l)].front().slot;
+  }
+  for (int l = 0; l <= top_l; ++l) {
+    const std::vector<Cand>& chosen = s.chosen[std::size_t(l)];
+    if (chosen.empty()) continue;
+    {
+      std::lock_guard<std::mutex> lock((*link_locks)[slot % kLockStripes]);
+      store_links(links(slot, l), chosen.data(), chosen.size());
+    }
+    const std::size_t maxm = max_links(l);
+    for (const Cand& nc : chosen) {
+      std::lock_guard<std::mutex> lock((*link_locks)[nc.slot % kLockStripes]);
+      std::uint32_t* nl = links(nc.slot, l);
+      if (nl == nullptr) continue;
+      const std::size_t cnt = std::min<std::size_t>(load_count(nl), maxm);
+      bool present = false;
+      for (std::size_t i = 0; i < cnt && !present; ++i) present = load_link(nl, i) == slot;
+      if (present) continue;
+      if (cnt < maxm) {
+        std::atomic_ref<std::uint32_t>(nl[1 + cnt]).store(slot, std::memory_order_relaxed);
+        std::atomic_ref<std::uint32_t>(nl[0]).store(std::uint32_t(cnt + 1), std::memory_order_release);
+        continue;
+      }
+      // Full: re-select the neighbour's links among its current ones plus the new node.
+      const float* nv = f32_of(nc.slot);
+      s.tmp.clear();
+      s.tmp.push_back({finish(f32fn(nv, q, dim)), slot});
+      for (std::size_t i = 0; i < cnt; ++i) {
+        const std::uint32_t x = load_link(nl, i);
+        if (x < n_slots) s.tmp.push_back({finish(f32fn(nv, f32_of(x), dim)), x});
+      }
+      std::sort(s.tmp.begin(), s.tmp.end());
+      select(s.tmp, maxm, s.sel);
+      store_links(nl, s.sel.data(), s.sel.size());
+    }
+  }
+  if (lv > maxl) entry.store(pack_entry(slot, lv), std::memory_order_release);
+}
+
+std::uint32_t Index::Impl::take_slot() {
+  if (!free_slots.empty()) {
+    const std::uint32_t s = free_slots.back();
+    free_slots.pop_back();
+    --n_tomb;
+    return s;
+  }
+  return std::uint32_t(n_slots++);
+}
+
+void Index::Impl::write_slot(std::uint32_t slot, std::uint64_t id, const float* v) {
+  float* o = const_cast<float*>(f32_of(slot));
+  if (cfg.metric == simd::Metric::cosine) {
+    double nn = 0;
+    for (std::size_t i = 0; i < dim; ++i) nn += double(v[i]) * v[i];
+    const float inv = nn > 0 ? float(1.0 / std::sqrt(nn)) : 0.0f;
+    for (std::size_t i = 0; i < dim; ++i) o[i] = v[i] * inv;
+  } else {
+    std::memcpy(o, v, dim * sizeof(float));
+  }
+  std::byte* t = block.data() + std::size_t(slot) * stride + vec_off;
+  if (cfg.storage == Storage::f16) {
+    simd::encode_f16(o, dim, reinterpret_cast<std::uint16_t*>(t));
+  } else if (cfg.storage == Storage::i8) {
+    const float scale = simd::encode_i8(o, dim, reinterpret_cast<std::int8_t*>(t + sizeof(float)));
+    std::memcpy(t, &scale, sizeof scale);
+  }
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  const double r = u(rng);
+  const int lv = std::min(kMaxLevel, int(-std::log(std::max(r, 1e-300)) * level_mult));
+  // A reused slot keeps its old links (valid slots, pointing near the old vector) until insert()
+  // overwrites them: a reader reaching it meanwhile through a stale link still finds a way on. Fresh
+  // slots start zeroed (Region::grow) and are unreachable until linked.
+  const int old_lv = slot_level[slot];
+  std::vector<std::uint32_t> up(std::size_t(lv) * (Mup + 1), 0);
+  const std::size_t keep = std::size_t(std::min(lv, old_lv)) * (Mup + 1);
+  std::copy(upper[slot].begin(), upper[slot].begin() + std::ptrdiff_t(std::min(keep, upper[slot].size())), up.begin());
+  upper[slot] = std::move(up);
+  slot_level[slot] = std::uint8_t(lv);
+  deleted[slot] = 0;
+  slot_ids[slot] = id;
+  id_map.put(id, slot);
+  ++n_live;
+}
+
+// Tombstones a slot and repairs its neighbourhood: every live neighbour that links back to it gets that
+// link replaced by the closest of the removed node's other live neighbours (a local patch in the spirit
+// of FreshDiskANN), so the graph stays navigable around the hole. Exclusive lock held.
+void Index::Impl::remove_slot(std::uint32_t slot) {
+  deleted[slot] = 1;
+  id_map.erase(slot_ids[slot]);
+  --n_live;
+  ++n_tomb;
+  for (int l = 0; l <= slot_level[slot]; ++l) {
+    const std::uint32_t* dl = links(slot, l);
+    const std::size_t dn = std::min<std::size_t>(dl[0], max_links(l));
+    for (std::size_t i = 0; i < dn; ++i) {
+      const std::uint32_t nb = dl[1 + i];
+      if (nb >= n_slots || deleted[nb]) continue;
+      std::uint32_t* nl = links(nb, l);
+      if (nl == nullptr) continue;
+      const std::size_t nn = std::min<std::size_t>(nl[0], max_links(l));
+      std::size_t pos = nn;
+      for (std::size_t j = 0; j < nn; ++j)
+        if (nl[1 + j] == slot) pos = j;
+      if (pos == nn) continue;
+      const float* nv = f32_of(nb);
+      std::uint32_t best = 0;
+      float bestd = kInf;
+      for (std::size_t j = 0; j < dn; ++j) {
+        const std::uint32_t c = dl[1 + j];
+        if (c == nb || c >= n_slots || deleted[c]) continue;
+        bool linked = false;
+        for (std::size_t t = 0; t < nn && !linked; ++t) linked = nl[1 + t] == c;
+        if (linked) continue;
+        const float d = finish(f32fn(nv, f32_of(c), dim));
+        if (d < bestd) {
+          bestd = d;
+          best = c;
+        }
+      }
+      if (bestd < kInf) {
+        nl[1 + pos] = best;
+      } else {
+        nl[1 + pos] = nl[nn];
+        nl[0] = std::uint32_t(nn - 1);
+      }
+    }
+  }
+  // The entry slot stays a (navigable) tombstone: reusing it would change the top of the graph.
+  if (entry.load() == kNoEntry || entry_slot(entry.load()) != slot) free_slots.push_back(slot);
+}
+
+void Index::Impl::add(const float* vectors, const std::uint64_t* ids, std::size_t n, std::size_t threads,
+                      std::uint64_t* assigned) {
+  if (n == 0) return;
+  if (vectors == nullptr) throw InvalidArgument("vectors must not be null");
+  for (std::size_t r = 0; r < n; ++r)
+    for (std::size_t i = 0; i < dim; ++i)
+      if (!std::isfinite(vectors[r * dim + i]))
+        throw InvalidArgument("vectors must be finite: row " + std::to_string(r) + " holds NaN or inf");
+  std::lock_guard<std::mutex> writer(write_mu);
+  std::vector<std::uint64_t> idv(n);
+  if (ids != nullptr) {
+    std::copy(ids, ids + n, idv.begin());
+    std::vector<std::uint64_t> sorted = idv;
+    std::sort(sorted.begin(), sorted.end());
+    const auto dup = std::adjacent_find(sorted.begin(), sorted.end());
+    if (dup != sorted.end()) throw InvalidArgument("ids must be unique within one add: " + std::to_string(*dup) + " repeats");
+    if (sorted.back() == kSentinel) throw InvalidArgument("id 2^64-1 is reserved (the 'no result' sentinel)");
+  } else {
+    if (next_auto_id > kSentinel - n) throw InvalidArgument("automatic ids exhausted");
+    for (std::size_t i = 0; i < n; ++i) idv[i] = next_auto_id + i;
+  }
+  std::vector<std::uint32_t> slots(n);
+  {
+    std::unique_lock<std::shared_mutex> lock(rw);
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::uint32_t old = id_map.find(idv[i]);
+      if (old != IdMap::kMissing) remove_slot(old);  // replace = tombstone + insert
+    }
+    const std::size_t fresh = n > free_slots.size() ? n - free_slots.size() : 0;
+    ensure_capacity(n_slots + fresh);
+    for (std::size_t i = 0; i < n; ++i) {
+      slots[i] = take_slot();
+      write_slot(slots[i], idv[i], vectors + i * dim);
+      next_auto_id = std::max(next_auto_id, idv[i] + 1);
+    }
+  }
+  {
+    // Linking runs under the shared lock: readers keep searching while the new nodes are woven in.
+    std::shared_lock<std::shared_mutex> lock(rw);
+    parallel_for(n, threads, [&](std::size_t i, std::size_t) {
+      auto s = pool.acquire();
+      insert(slots[i], *s);
+    });
+  }
+  if (assigned != nullptr) std::copy(idv.begin(), idv.end(), assigned);
+}
+
+// Allow-lists up to this size are scanned exactly. Measured with benchmarks/bench_ann.py --filter-sweep
+// (numbers in benchmarks/RESULTS.md): an exact scan costs c_s * m for m allowed items; a filtered walk
+// needs about ef / s node expansions at selectivity s = m / N, i.e. c_w * ef * N / m. They cross at
+// m* = sqrt(c_w / c_s * ef * N); the sweep at N = 20k (exact 52 ns/item, walk ~ 75 us at ef 64 and
+// s = 1) gives c_w / c_s ~ 24. Both scale with dim, so the ratio holds across dimensions.
+std::size_t Index::Impl::exact_threshold(std::size_t ef) const {
+  const std::int64_t o = exact_override.load(std::memory_order_relaxed);
+  if (o >= 0) return std::size_t(o);
+  return std::max<std::size_t>(1024, std::size_t(std::sqrt(24.0 * double(ef) * double(n_live))));
+}
+
+std::size_t Index::Impl::exact_into(const float* q, std::size_t k, const std::uint64_t* ids, std::size_t n,
+                                    Scratch& s, std::uint64_t* out_ids, float* out_d) const {
+  auto& top = s.top;
+  top.clear();
+  float bound = kInf;
+  auto consider = [&](float d, std::uint32_t slot) {
+    if (top.size() < k) {
+      top.push_back({d, slot});
+      std::push_heap(top.begin(), top.end());
+    } else if (d < bound) {
+      std::pop_heap(top.begin(), top.end());
+      top.back() = {d, slot};
+      std::push_heap(top.begin(), top.end());
+    } else {
+      return;
+    }
+    if (top.size() == k) bound = top.front().d;
+  };
+  // Resolve ids to live slots first (s.tmp reused as a slot list); consecutive slots are then scanned
+  // with the block kernel when the f32 vectors are contiguous (compressed storage keeps them apart).
+  auto& sl = s.sel;
+  sl.clear();
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::uint32_t slot = id_map.find(ids[i]);
+    if (slot != IdMap::kMissing) sl.push_back({0.0f, slot});
+  }
+  const bool contiguous = cfg.storage != Storage::f32;
+  float buf[64];
+  for (std::size_t i = 0; i < sl.size();) {
+    const std::uint32_t first = sl[i].slot;
+    std::size_t run = 1;
+    if (contiguous)
+      while (i + run < sl.size() && run < 64 && sl[i + run].slot == first + run) ++run;
+    if (run > 1) {
+      f32block(q, f32_of(first), run, dim, buf);
+      for (std::size_t j = 0; j < run; ++j) consider(finish(buf[j]), first + std::uint32_t(j));
+    } else {
+      if (i + 2 < sl.size()) prefetch(f32_of(sl[i + 2].slot));
+      consider(exact(q, first), first);
+    }
+    i += run;
+  }
+  std::sort_heap(top.begin(), top.end());
+  for (std::size_t i = 0; i < top.size(); ++i) {
+    out_ids[i] = slot_ids[top[i].slot];
+    out_d[i] = top[i].d;
+  }
+  return top.size();
+}
+
+std::size_t Index::Impl::search_into(const float* query, std::size_t k, std::size_t ef, const Filter* filter,
+                                     std::uint64_t* out_ids, float* out_d) const {
+  if (k == 0) throw InvalidArgument("k must be >= 1");
+  if (ef == 0) ef = std::max<std::size_t>(k, 64);
+  if (ef < k) throw InvalidArgument("ef must be >= k (ef=" + std::to_string(ef) + ", k=" + std::to_string(k) + ")");
+  auto sp = pool.acquire();
+  Scratch& s = *sp;
+  prepare_query(query, s);
+  const float* q = s.query.data();
+  std::shared_lock<std::shared_mutex> lock(rw);
+  const std::uint64_t e = entry.load(std::memory_order_acquire);
+  if (n_live == 0 || e == kNoEntry) return 0;
+
+  enum class Mode { all, bits, sorted_list, generic } mode = Mode::all;
+  const std::uint64_t* list = nullptr;
+  std::size_t list_n = 0;
+  if (filter != nullptr) {
+    list = filter->allow_list(&list_n);
+    if (list != nullptr) {
+      if (list_n <= exact_threshold(ef)) return exact_into(q, k, list, list_n, s, out_ids, out_d);
+      if (std::is_sorted(list, list + list_n)) {
+        mode = Mode::sorted_list;
+      } else {
+        mode = Mode::bits;
+        s.bits.assign((n_slots + 63) / 64, 0);
+        for (std::size_t i = 0; i < list_n; ++i) {
+          const std::uint32_t slot = id_map.find(list[i]);
+          if (slot != IdMap::kMissing) s.bits[slot >> 6] |= std::uint64_t(1) << (slot & 63);
+        }
+      }
+    } else {
+      mode = Mode::generic;
+    }
+  }
+
+  std::uint32_t ep = entry_slot(e);
+  float epd = dist(q, ep);
+  for (int l = entry_level(e); l > 0; --l) greedy(q, ep, epd, l);
+  switch (mode) {
+    case Mode::all: walk(q, ep, ef, 0, [](std::uint32_t) { return true; }, s); break;
+    case Mode::bits: {
+      const std::uint64_t* bits = s.bits.data();
+      walk(q, ep, ef, 0, [bits](std::uint32_t slot) { return (bits[slot >> 6] >> (slot & 63)) & 1; }, s);
+      break;
+    }
+    case Mode::sorted_list:
+      walk(q, ep, ef, 0, [&](std::uint32_t slot) { return std::binary_search(list, list + list_n, slot_ids[slot]); }, s);
+      break;
+    case Mode::generic:
+      walk(q, ep, ef, 0, [&](std::uint32_t slot) { return filter->allows(slot_ids[slot]); }, s);
+      break;
+  }
+  auto& top = s.top;
+  if (cfg.storage != Storage::f32) {
+    // Re-rank the ef candidates found on the compressed copies with the f32 originals.
+    for (Cand& c : top) prefetch(f32_of(c.slot));
+    for (Cand& c : top) c.d = exact(q, c.slot);
+  }
+  const std::size_t n = std::min(k, top.size());
+  std::partial_sort(top.begin(), top.begin() + std::ptrdiff_t(n), top.end());
+  for (std::size_t i = 0; i < n; ++i) {
+    out_ids[i] = slot_ids[top[i].slot];
+    out_d[i] = top[i].d;
+  }
+  return n;
+}
+
+std::size_t Index::Impl::memory_bytes() const {
+  std::size_t b = block.bytes() + originals.bytes() + slot_ids.capacity() * 8 + slot_level.capacity() +
+                  deleted.capacity() + id_map.bytes() + free_slots.capacity() * 4 + sizeof(Impl) +
+                  sizeof(*link_locks) + upper.capacity() * sizeof(std::vector<std::uint32_t>);
+  for (std::size_t i = 0; i < n_slots; ++i) b += upper[i].capacity() * 4;
+  return b + pool.bytes();
+}
+
+void Index::Impl::adopt(Impl& o) {
+  block = std::move(o.block);
+  originals = std::move(o.originals);
+  slot_ids = std::move(o.slot_ids);
+  slot_level = std::move(o.slot_level);
+  deleted = std::move(o.deleted);
+  upper = std::move(o.upper);
+  capacity = o.capacity;
+  n_slots = o.n_slots;
+  n_live = o.n_live;
+  n_tomb = o.n_tomb;
+  id_map = std::move(o.id_map);
+  free_slots = std::move(o.free_slots);
+  entry.store(o.entry.load());
+  next_auto_id = std::max(next_auto_id, o.next_auto_id);
+}
+
+// ---------------------------------------------------------------------------------------------------
+Index::Index(const Config& config) : impl_(std::make_unique<Impl>(config)) {}
+Index::Index(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Index::~Index() = default;
+
+const Config& Index::config() const { return impl_->cfg; }
+
+void Index::add(const float* vectors, const std::uint64_t* ids, std::size_t n, std::size_t threads,
+                std::uint64_t* assigned_ids) {
+  impl_->add(vectors, ids, n, threads, assigned_ids);
+}
+
+void Index::remove(const std::uint64_t* ids, std::size_t n) {
+  Impl& I = *impl_;
+  std::lock_guard<std::mutex> writer(I.write_mu);
+  std::unique_lock<std::shared_mutex> lock(I.rw);
+  std::vector<std::uint32_t> slots(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    slots[i] = I.id_map.find(ids[i]);
+    if (slots[i] == IdMap::kMissing) throw InvalidArgument("unknown id " + std::to_string(ids[i]) + " in remove");
+  }
+  std::vector<std::uint32_t> sorted = slots;
+  std::sort(sorted.begin(), sorted.end());
+  if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end())
+    throw InvalidArgument("ids must be unique within one remove");
+  for (std::uint32_t s : slots) I.remove_slot(s);
+}
+
+bool Index::contains(std::uint64_t id) const {
+  std::shared_lock<std::shared_mutex> lock(impl_->rw);
+  return impl_->id_map.find(id) != IdMap::kMissing;
+}
+
+std::size_t Index::size() const {
+  std::shared_lock<std::shared_mutex> lock(impl_->rw);
+  return impl_->n_live;
+}
+
+std::vector<Hit> Index::search(const float* query, std::size_t k, std::size_t ef, const Filter* filter) const {
+  std::vector<std::uint64_t> ids(k);
+  std::vector<float> d(k);
+  const std::size_t n = impl_->search_into(query, k, ef, filter, ids.data(), d.data());
+  std::vector<Hit> out(n);
+  for (std::size_t i = 0; i < n; ++i) out[i] = {ids[i], d[i]};
+  return out;
+}
+
+std::size_t Index::search_into(const float* query, std::size_t k, std::size_t ef, const Filter* filter,
+                               std::uint64_t* ids, float* distances) const {
+  return impl_->search_into(query, k, ef, filter, ids, distances);
+}
+
+void Index::search_batch(const float* queries, std::size_t nq, std::size_t k, std::size_t ef, const Filter* filter,
+                         std::size_t threads, std::uint64_t* ids, float* distances) const {
+  if (k == 0) throw InvalidArgument("k must be >= 1");
+  parallel_for(nq, threads, [&](std::size_t i, std::size_t) {
+    const std::size_t n =
+        impl_->search_into(queries + i * impl_->dim, k, ef, filter, ids + i * k, distances + i * k);
+    for (std::size_t j = n; j < k; ++j) {
+      ids[i * k + j] = kSentinel;
+      distances[i * k + j] = kInf;
+    }
+  });
+}
+
+std::vector<Hit> Index::search_exact(const float* query, std::size_t k, const std::uint64_t* ids, std::size_t n) const {
+  if (k == 0) throw InvalidArgument("k must be >= 1");
+  const Impl& I = *impl_;
+  auto sp = I.pool.acquire();
+  I.prepare_query(query, *sp);
+  std::vector<std::uint64_t> oid(k);
+  std::vector<float> od(k);
+  std::size_t found;
+  {
+    std::shared_lock<std::shared_mutex> lock(I.rw);
+    found = I.exact_into(sp->query.data(), k, ids, n, *sp, oid.data(), od.data());
+  }
+  std::vector<Hit> out(found);
+  for (std::size_t i = 0; i < found; ++i) out[i] = {oid[i], od[i]};
+  return out;
+}
+
+float Index::distance(const float* query, std::uint64_t id) const {
+  const Impl& I = *impl_;
+  auto sp = I.pool.acquire();
+  I.prepare_query(query, *sp);
+  std::shared_lock<std::shared_mutex> lock(I.rw);
+  const std::uint32_t slot = I.id_map.find(id);
+  if (slot == IdMap::kMissing) throw InvalidArgument("unknown id " + std::to_string(id));
+  return I.exact(sp->query.data(), slot);
+}
+
+bool Index::get_vector(std::uint64_t id, float* out) const {
+  const Impl& I = *impl_;
+  std::shared_lock<std::shared_mutex> lock(I.rw);
+  const std::uint32_t slot = I.id_map.find(id);
+  if (slot == IdMap::kMissing) return false;
+  std::memcpy(out, I.f32_of(slot), I.dim * sizeof(float));
+  return true;
+}
+
+std::vector<std::uint64_t> Index::ids() const {
+  const Impl& I = *impl_;
+  std::shared_lock<std::shared_mutex> lock(I.rw);
+  std::vector<std::uint64_t> out;
+  out.reserve(I.n_live);
+  for (std::size_t s = 0; s < I.n_slots; ++s)
+    if (!I.deleted[s]) out.push_back(I.slot_ids[s]);
+  return out;
+}
+
+void Index::save(const std::string& path, std::uint64_t stamp) const {
+  std::lock_guard<std::mutex> writer(impl_->write_mu);  // a consistent graph: no insert in flight
+  std::shared_lock<std::shared_mutex> lock(impl_->rw);
+  save_impl(*impl_, path, stamp);
+}
+
+std::unique_ptr<Index> Index::load(const std::string& path, bool mmap, std::uint64_t* stamp) {
+  return std::make_unique<Index>(load_impl(path, mmap, stamp));
+}
+
+Stats Index::stats() const {
+  const Impl& I = *impl_;
+  std::shared_lock<std::shared_mutex> lock(I.rw);
+  Stats st;
+  st.size = I.n_live;
+  st.slots = I.n_slots;
+  st.capacity = I.capacity;
+  st.tombstones = I.n_tomb;
+  const std::uint64_t e = I.entry.load();
+  st.levels = e == kNoEntry ? 0 : std::size_t(Impl::entry_level(e) + 1);
+  st.memory_bytes = I.memory_bytes();
+  st.traversal_bytes = I.block.bytes();
+  st.exact_scan_threshold = I.exact_threshold(64);
+  st.mapped = I.block.mapped();
+  st.storage = storage_name(I.cfg.storage);
+  st.metric = metric_name(I.cfg.metric);
+  st.simd_level = simd::level_name(I.level);
+  return st;
+}
+
+void Index::compact() {
+  Impl& I = *impl_;
+  std::lock_guard<std::mutex> writer(I.write_mu);
+  std::vector<std::uint64_t> live;
+  std::vector<float> vecs;
+  {
+    std::shared_lock<std::shared_mutex> lock(I.rw);
+    live.reserve(I.n_live);
+    vecs.reserve(I.n_live * I.dim);
+    for (std::size_t s = 0; s < I.n_slots; ++s) {
+      if (I.deleted[s]) continue;
+      live.push_back(I.slot_ids[s]);
+      const float* v = I.f32_of(std::uint32_t(s));
+      vecs.insert(vecs.end(), v, v + I.dim);
+    }
+  }
+  Config c = I.cfg;
+  c.capacity = std::max<std::size_t>(live.size(), 1);
+  Impl fresh(c);
+  fresh.add(vecs.data(), live.data(), live.size(), 0, nullptr);
+  std::unique_lock<std::shared_mutex> lock(I.rw);
+  I.adopt(fresh);
+}
+
+std::size_t Index::default_ef() const { return 64; }
+
+void Index::set_exact_scan_threshold(std::int64_t n) { impl_->exact_override.store(n < 0 ? -1 : n); }
+
+std::size_t Index::exact_scan_threshold() const {
+  std::shared_lock<std::shared_mutex> lock(impl_->rw);
+  return impl_->exact_threshold(64);
+}
+
+}  // namespace recallcore::hnsw

@@ -1,0 +1,254 @@
+// Snapshot save/load (format in persistence.h). Every size, count and link read from a file is checked
+// before it is used, so a damaged file is reported as CorruptData instead of reading out of bounds.
+#include "hnsw/persistence.h"
+
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/errors.h"
+#include "hnsw/checksum.h"
+#include "hnsw/impl.h"
+
+namespace recallcore::hnsw {
+
+namespace {
+
+std::size_t align64(std::size_t x) { return (x + 63) / 64 * 64; }
+
+struct Layout {
+  std::size_t block, originals, ids, levels, flags, upper, end;
+};
+
+Layout layout(std::size_t n_slots, std::size_t stride, std::size_t dim, bool compressed, std::size_t upper_words) {
+  Layout L{};
+  L.block = align64(sizeof(FileHeader));
+  L.originals = align64(L.block + n_slots * stride);
+  L.ids = align64(L.originals + (compressed ? n_slots * dim * sizeof(float) : 0));
+  L.levels = align64(L.ids + n_slots * 8);
+  L.flags = align64(L.levels + n_slots);
+  L.upper = align64(L.flags + n_slots);
+  L.end = L.upper + upper_words * 4;
+  return L;
+}
+
+struct FileCloser {
+  void operator()(std::FILE* f) const { std::fclose(f); }
+};
+using File = std::unique_ptr<std::FILE, FileCloser>;
+
+[[noreturn]] void corrupt(const std::string& path, const std::string& what) {
+  throw CorruptData("'" + path + "' is not a valid recallcore HNSW snapshot: " + what);
+}
+
+std::uint64_t header_sum(const FileHeader& h) { return checksum64(&h, offsetof(FileHeader, header_checksum), 0x4844); }
+
+std::uint64_t meta_sum(const std::uint64_t* ids, const std::uint8_t* levels, const std::uint8_t* flags,
+                       const std::uint32_t* upper, std::size_t n, std::size_t upper_words) {
+  std::uint64_t h = checksum64(ids, n * 8, 1);
+  h = checksum64(levels, n, h);
+  h = checksum64(flags, n, h);
+  return checksum64(upper, upper_words * 4, h);
+}
+
+}  // namespace
+
+void save_impl(const Index::Impl& I, const std::string& path, std::uint64_t stamp) {
+  const std::size_t n = I.n_slots;
+  const bool compressed = I.cfg.storage != Storage::f32;
+  std::vector<std::uint32_t> upper;
+  for (std::size_t s = 0; s < n; ++s) {
+    const auto& u = I.upper[s];
+    // Link words are written by inserting threads through atomic_ref; none is in flight here (the
+    // caller holds the writer mutex), so plain reads are consistent.
+    upper.insert(upper.end(), u.begin(), u.end());
+  }
+  const Layout L = layout(n, I.stride, I.dim, compressed, upper.size());
+
+  FileHeader h{};
+  std::memcpy(h.magic, kMagic, sizeof kMagic);
+  h.version = kFormatVersion;
+  h.header_bytes = sizeof(FileHeader);
+  h.endian = kEndianMarker;
+  h.dim = std::uint32_t(I.dim);
+  h.M = std::uint32_t(I.cfg.M);
+  h.ef_construction = std::uint32_t(I.cfg.ef_construction);
+  h.metric = std::uint8_t(I.cfg.metric);
+  h.storage = std::uint8_t(I.cfg.storage);
+  h.stride = std::uint32_t(I.stride);
+  h.vec_off = std::uint32_t(I.vec_off);
+  h.n_slots = n;
+  h.n_live = I.n_live;
+  h.n_tomb = I.n_tomb;
+  h.upper_words = upper.size();
+  h.entry = I.entry.load();
+  h.next_auto_id = I.next_auto_id;
+  h.seed = I.cfg.seed;
+  h.stamp = stamp;
+  h.file_bytes = L.end;
+  h.meta_checksum = meta_sum(I.slot_ids.data(), I.slot_level.data(), I.deleted.data(), upper.data(), n, upper.size());
+  std::uint64_t bulk = checksum64(I.block.data(), n * I.stride, 2);
+  if (compressed) bulk = checksum64(I.originals.data(), n * I.dim * sizeof(float), bulk);
+  h.bulk_checksum = bulk;
+  h.header_checksum = header_sum(h);
+
+  // Written to a temporary name and renamed, so a crash mid-save never leaves a torn snapshot in place.
+  const std::string tmp = path + ".tmp";
+  {
+    File f(std::fopen(tmp.c_str(), "wb"));
+    if (!f) throw StoreError("cannot write '" + tmp + "': " + std::strerror(errno));
+    std::size_t pos = 0;
+    bool ok = true;
+    auto put = [&](std::size_t at, const void* p, std::size_t bytes) {
+      static const char zeros[64] = {};
+      while (ok && pos < at) {
+        const std::size_t z = std::min<std::size_t>(64, at - pos);
+        ok = std::fwrite(zeros, 1, z, f.get()) == z;
+        pos += z;
+      }
+      if (ok && bytes > 0) ok = std::fwrite(p, 1, bytes, f.get()) == bytes;
+      pos += bytes;
+    };
+    put(0, &h, sizeof h);
+    put(L.block, I.block.data(), n * I.stride);
+    if (compressed) put(L.originals, I.originals.data(), n * I.dim * sizeof(float));
+    put(L.ids, I.slot_ids.data(), n * 8);
+    put(L.levels, I.slot_level.data(), n);
+    put(L.flags, I.deleted.data(), n);
+    put(L.upper, upper.data(), upper.size() * 4);
+    ok = ok && std::fflush(f.get()) == 0;
+    if (!ok) {
+      std::remove(tmp.c_str());
+      throw StoreError("cannot write '" + tmp + "': " + std::strerror(errno));
+    }
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    throw StoreError("cannot rename '" + tmp + "' to '" + path + "': " + std::strerror(errno));
+  }
+}
+
+std::unique_ptr<Index::Impl> load_impl(const std::string& path, bool mmap, std::uint64_t* stamp) {
+  File f(std::fopen(path.c_str(), "rb"));
+  if (!f) throw StoreError("cannot open '" + path + "': " + std::strerror(errno));
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) throw StoreError("cannot stat '" + path + "'");
+  const std::size_t file_size = std::size_t(st.st_size);
+  FileHeader h{};
+  if (file_size < sizeof h || std::fread(&h, 1, sizeof h, f.get()) != sizeof h) corrupt(path, "truncated header");
+  if (std::memcmp(h.magic, kMagic, sizeof kMagic) != 0) corrupt(path, "bad magic");
+  if (h.version != kFormatVersion)
+    corrupt(path, "format version " + std::to_string(h.version) + " (this build reads " + std::to_string(kFormatVersion) + ")");
+  if (h.header_bytes != sizeof(FileHeader) || h.endian != kEndianMarker) corrupt(path, "header size or byte order mismatch");
+  if (h.header_checksum != header_sum(h)) corrupt(path, "header checksum mismatch");
+
+  Config c;
+  c.dim = h.dim;
+  c.M = h.M;
+  c.ef_construction = h.ef_construction;
+  c.metric = simd::Metric(h.metric);
+  c.storage = Storage(h.storage);
+  c.seed = h.seed;
+  if (h.metric > 2 || h.storage > 2) corrupt(path, "unknown metric or storage");
+  try {
+    c.validate();
+  } catch (const InvalidArgument& e) {
+    corrupt(path, e.what());
+  }
+  auto I = std::make_unique<Index::Impl>(c);
+  if (I->stride != h.stride || I->vec_off != h.vec_off) corrupt(path, "slot layout differs from this build's");
+  const std::size_t n = h.n_slots;
+  if (n > (std::size_t(1) << 32) - 2 || h.upper_words > (std::uint64_t(1) << 40)) corrupt(path, "implausible sizes");
+  const bool compressed = c.storage != Storage::f32;
+  const Layout L = layout(n, I->stride, I->dim, compressed, h.upper_words);
+  if (h.file_bytes != L.end) corrupt(path, "sizes in the header do not add up");
+  if (file_size != L.end)
+    corrupt(path, "file is " + std::to_string(file_size) + " bytes, header says " + std::to_string(L.end) + " (truncated?)");
+
+  // Meta sections: always read and verified.
+  std::vector<std::uint64_t> ids(n);
+  std::vector<std::uint8_t> levels(n), flags(n);
+  std::vector<std::uint32_t> upper(h.upper_words);
+  auto read_at = [&](std::size_t at, void* p, std::size_t bytes) {
+    if (bytes == 0) return;
+    if (std::fseek(f.get(), long(at), SEEK_SET) != 0 || std::fread(p, 1, bytes, f.get()) != bytes)
+      corrupt(path, "short read");
+  };
+  read_at(L.ids, ids.data(), n * 8);
+  read_at(L.levels, levels.data(), n);
+  read_at(L.flags, flags.data(), n);
+  read_at(L.upper, upper.data(), upper.size() * 4);
+  if (meta_sum(ids.data(), levels.data(), flags.data(), upper.data(), n, upper.size()) != h.meta_checksum)
+    corrupt(path, "checksum mismatch in ids/levels/links");
+
+  std::size_t words = 0, tomb = 0;
+  for (std::size_t s = 0; s < n; ++s) {
+    if (levels[s] > kMaxLevel || flags[s] > 1) corrupt(path, "bad level or flag");
+    words += std::size_t(levels[s]) * (I->Mup + 1);
+    tomb += flags[s];
+  }
+  if (words != h.upper_words || tomb != h.n_tomb || n - tomb != h.n_live) corrupt(path, "counts do not match");
+  const std::uint64_t e = h.entry;
+  if (n == 0 ? e != kNoEntry
+             : (e == kNoEntry || Index::Impl::entry_slot(e) >= n ||
+                Index::Impl::entry_level(e) != levels[Index::Impl::entry_slot(e)]))
+    corrupt(path, "bad entry point");
+
+  // Bulk sections: read (and checksummed) or mapped.
+  I->capacity = n;
+  I->n_slots = n;
+  if (mmap) {
+    auto m = std::make_shared<Mapping>(path);
+    if (m->size() != L.end) corrupt(path, "file changed while opening");
+    I->block = Region::view(m, L.block, n * I->stride);
+    if (compressed) I->originals = Region::view(m, L.originals, n * I->dim * sizeof(float));
+  } else {
+    I->block.grow(n * I->stride, 0);
+    read_at(L.block, I->block.data(), n * I->stride);
+    std::uint64_t bulk = checksum64(I->block.data(), n * I->stride, 2);
+    if (compressed) {
+      I->originals.grow(n * I->dim * sizeof(float), 0);
+      read_at(L.originals, I->originals.data(), n * I->dim * sizeof(float));
+      bulk = checksum64(I->originals.data(), n * I->dim * sizeof(float), bulk);
+    }
+    if (bulk != h.bulk_checksum) corrupt(path, "checksum mismatch in vectors/links");
+  }
+
+  I->slot_ids = std::move(ids);
+  I->slot_level = std::move(levels);
+  I->deleted = std::move(flags);
+  I->upper.resize(n);
+  std::size_t at = 0;
+  for (std::size_t s = 0; s < n; ++s) {
+    const std::size_t w = std::size_t(I->slot_level[s]) * (I->Mup + 1);
+    I->upper[s].assign(upper.begin() + std::ptrdiff_t(at), upper.begin() + std::ptrdiff_t(at + w));
+    at += w;
+    for (int l = 1; l <= I->slot_level[s]; ++l) {
+      const std::uint32_t* ll = I->links(std::uint32_t(s), l);
+      if (ll[0] > I->Mup) corrupt(path, "link count out of range");
+      for (std::size_t i = 0; i < ll[0]; ++i)
+        if (ll[1 + i] >= n) corrupt(path, "link out of range");
+    }
+  }
+  I->id_map.reserve(h.n_live);
+  for (std::size_t s = 0; s < n; ++s) {
+    if (I->deleted[s]) {
+      if (s != Index::Impl::entry_slot(e)) I->free_slots.push_back(std::uint32_t(s));
+      continue;
+    }
+    if (I->id_map.find(I->slot_ids[s]) != IdMap::kMissing) corrupt(path, "duplicate id");
+    I->id_map.put(I->slot_ids[s], std::uint32_t(s));
+  }
+  I->n_live = h.n_live;
+  I->n_tomb = h.n_tomb;
+  I->entry.store(e);
+  I->next_auto_id = h.next_auto_id;
+  if (stamp != nullptr) *stamp = h.stamp;
+  return I;
+}
+
+}  // namespace recallcore::hnsw

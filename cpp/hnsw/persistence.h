@@ -1,0 +1,56 @@
+// The snapshot file of an HNSW index (little-endian), version 1:
+//
+//   FileHeader (144 bytes): magic "RCHNSW\x1a\n", format version, header size, endianness marker,
+//     dim, M, ef_construction, metric, storage, slot stride and vector offset (the layout the file
+//     assumes), slot/live/tombstone counts, upper-level word count, entry point, next automatic id,
+//     seed, the caller's stamp, the file size, two section checksums and a checksum of the header.
+//   Sections, each starting at a 64-byte aligned offset (so a mapping can serve them in place):
+//     level-0 block   n_slots * stride bytes
+//     f32 originals   n_slots * dim * 4 bytes (compressed storage only)
+//     slot ids        n_slots * 8
+//     slot levels     n_slots * 1
+//     deleted flags   n_slots * 1
+//     upper links     upper_words * 4 (levels 1..L of every slot, in slot order)
+//
+// "meta" checksum: ids, levels, flags, upper links (always verified); "bulk" checksum: the level-0
+// block and the originals (verified unless the file is mapped).
+#pragma once
+
+#include <cstdint>
+
+namespace recallcore::hnsw {
+
+inline constexpr char kMagic[8] = {'R', 'C', 'H', 'N', 'S', 'W', '\x1a', '\n'};
+inline constexpr std::uint32_t kFormatVersion = 1;
+inline constexpr std::uint32_t kEndianMarker = 0x01020304u;
+
+struct FileHeader {
+  char magic[8];
+  std::uint32_t version;
+  std::uint32_t header_bytes;
+  std::uint32_t endian;
+  std::uint32_t dim;
+  std::uint32_t M;
+  std::uint32_t ef_construction;
+  std::uint8_t metric;
+  std::uint8_t storage;
+  std::uint16_t reserved0;
+  std::uint32_t stride;
+  std::uint32_t vec_off;
+  std::uint32_t reserved1;
+  std::uint64_t n_slots;
+  std::uint64_t n_live;
+  std::uint64_t n_tomb;
+  std::uint64_t upper_words;
+  std::uint64_t entry;
+  std::uint64_t next_auto_id;
+  std::uint64_t seed;
+  std::uint64_t stamp;
+  std::uint64_t file_bytes;
+  std::uint64_t meta_checksum;
+  std::uint64_t bulk_checksum;
+  std::uint64_t header_checksum;  // of every byte before this field
+};
+static_assert(sizeof(FileHeader) == 144, "the header layout is part of the file format");
+
+}  // namespace recallcore::hnsw

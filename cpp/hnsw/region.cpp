@@ -1,0 +1,71 @@
+#include "hnsw/region.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "common/errors.h"
+
+namespace recallcore::hnsw {
+
+Mapping::Mapping(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw StoreError("cannot open '" + path + "': " + std::strerror(errno));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    const int e = errno;
+    ::close(fd);
+    throw StoreError("cannot stat '" + path + "': " + std::strerror(e));
+  }
+  size_ = std::size_t(st.st_size);
+  if (size_ > 0) {
+    // Private + writable: pages are copied on first write, so the index can be updated after a load
+    // without modifying the snapshot on disk.
+    void* p = ::mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    if (p == MAP_FAILED) {
+      const int e = errno;
+      ::close(fd);
+      throw StoreError("cannot mmap '" + path + "': " + std::strerror(e));
+    }
+    data_ = static_cast<std::byte*>(p);
+  }
+  ::close(fd);
+}
+
+Mapping::~Mapping() {
+  if (data_ != nullptr) ::munmap(data_, size_);
+}
+
+void Region::Free::operator()(std::byte* p) const { std::free(p); }
+
+Region Region::view(std::shared_ptr<Mapping> m, std::size_t offset, std::size_t bytes) {
+  Region r;
+  r.data_ = m->data() + offset;
+  r.bytes_ = bytes;
+  r.mapping_ = std::move(m);
+  return r;
+}
+
+void Region::grow(std::size_t bytes, std::size_t keep) {
+  if (bytes <= bytes_ && !mapped()) return;
+  if (bytes < bytes_) bytes = bytes_;
+  const std::size_t alloc = (bytes + 63) / 64 * 64;
+  std::byte* p = static_cast<std::byte*>(std::aligned_alloc(64, alloc == 0 ? 64 : alloc));
+  if (p == nullptr) throw std::bad_alloc();
+  std::unique_ptr<std::byte[], Free> fresh(p);
+  if (keep > bytes_) keep = bytes_;
+  if (keep > 0) std::memcpy(p, data_, keep);
+  std::memset(p + keep, 0, alloc - keep);
+  owned_ = std::move(fresh);
+  mapping_.reset();
+  data_ = p;
+  bytes_ = alloc;
+}
+
+}  // namespace recallcore::hnsw
