@@ -17,6 +17,7 @@ namespace py = pybind11;
 // Registration functions, one per binding file (module.cpp calls them in order).
 void register_errors(py::module_& m);
 void register_kernels(py::module_& m);
+void register_context(py::module_& m);
 
 inline std::string shape_str(const py::array& a) {
   std::string s = "(";

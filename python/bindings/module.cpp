@@ -9,4 +9,5 @@ PYBIND11_MODULE(_core, m) {
   m.doc() = "recallcore C++ core (SIMD kernels, HNSW index, LMDB store, BM25, context packer).";
   register_errors(m);
   register_kernels(m);
+  register_context(m);
 }
