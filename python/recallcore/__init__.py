@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from . import _core
 from ._core import CorruptionError, StoreError, build_info, simd_level, simd_levels
+from .packing import DroppedItem, PackedContext, PackedItem, pack
 
 __version__: str = _core.build_info()["version"]
 
@@ -21,9 +22,13 @@ simd_level()
 
 __all__ = [
     "CorruptionError",
+    "DroppedItem",
+    "PackedContext",
+    "PackedItem",
     "StoreError",
     "__version__",
     "build_info",
+    "pack",
     "simd_level",
     "simd_levels",
 ]
