@@ -307,6 +307,15 @@ def pack(
         if ident in index_of:
             raise ValueError(f"item ids must be unique: {ident!r} is used by items {index_of[ident]} and {i}")
         index_of[ident] = i
+    # The core breaks ties by a uint64 id: the rank of each item's id when the ids are mutually
+    # orderable (so ties follow the user's ids, whatever the input order), else the input position.
+    try:
+        by_id = sorted(range(n), key=lambda i: ids[i])
+    except TypeError:
+        by_id = list(range(n))
+    core_id = [0] * n
+    for rank, i in enumerate(by_id):
+        core_id[i] = rank
     for ident in pinned:
         if ident not in index_of:
             raise ValueError(f"pinned names id {ident!r}, which no item has")
@@ -415,13 +424,12 @@ def pack(
     for name, is_pinned in keys:
         members = groups[(name, is_pinned)]
         opts = spec.get(name, {})
-        idx = np.asarray(members, dtype=np.int64)
         sec: dict[str, Any] = {
             "name": name,
             "priority": int(opts.get("priority", 0)),
             "pinned": is_pinned,
             "quota": None if is_pinned else opts.get("quota"),
-            "ids": idx.astype(np.uint64),
+            "ids": np.asarray([core_id[i] for i in members], dtype=np.uint64),
             "scores": np.asarray([scores[i] for i in members], dtype=np.float32),
             "tokens": np.asarray([full_tokens[i] for i in members], dtype=np.uint32),
             "summary_tokens": np.asarray([summary_tokens[i] for i in members], dtype=np.uint32),
@@ -445,7 +453,7 @@ def pack(
 
     packed: list[PackedItem] = []
     for pos, (internal, fid) in enumerate(zip(res["ids"].tolist(), res["fidelity"].tolist())):
-        i = int(internal)
+        i = by_id[internal]
         is_summary = fid == 1
         rendered = summary_text[i] if is_summary else full_text[i]
         assert rendered is not None
@@ -455,14 +463,14 @@ def pack(
             pinned=pinned_flag[i], text=rendered,
         ))
     names = _core.PACK_DROP_REASONS
-    dropped = tuple(
-        DroppedItem(id=ids[int(i)], section=section_of[int(i)], reason=names[r], score=scores[int(i)])
-        for i, r in zip(res["dropped_ids"].tolist(), res["dropped_reasons"].tolist())
-    )
+    dropped = []
+    for internal, r in zip(res["dropped_ids"].tolist(), res["dropped_reasons"].tolist()):
+        i = by_id[internal]
+        dropped.append(DroppedItem(id=ids[i], section=section_of[i], reason=names[r], score=scores[i]))
     return PackedContext(
         text=separator.join(p.text for p in packed),
         items=tuple(packed),
-        dropped=dropped,
+        dropped=tuple(dropped),
         tokens=int(res["total_tokens"]),
         budget=budget,
         exact=bool(res["used_exact"]),
