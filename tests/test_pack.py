@@ -333,6 +333,16 @@ def test_exact_matches_brute_force_on_tiny_inputs(items, budget, separator, fide
                         rel_tol=1e-9, abs_tol=1e-9)
 
 
+def test_exact_finds_the_optimum_where_greedy_is_fooled_by_a_small_efficient_item():
+    # Greedy takes the 1-token item first (2 per token) and then the 10-token one no longer fits.
+    items = [{"text": "a", "score": 2.0}, {"text": "b" * 10, "score": 10.0}]
+    greedy = pack(items, 10, token_counter=char_count, separator="", mode="greedy")
+    exact = pack(items, 10, token_counter=char_count, separator="", mode="exact")
+    assert [i.id for i in greedy.items] == [0]
+    assert [i.id for i in exact.items] == [1] and exact.exact
+    assert [i.id for i in pack(items, 10, token_counter=char_count, separator="").items] == [1]  # auto
+
+
 def test_summary_is_used_when_the_full_text_does_not_fit():
     items = [{"text": "x" * 100, "summary": "short", "score": 1.0}]
     ctx = pack(items, 20, token_counter=char_count)
