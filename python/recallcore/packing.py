@@ -145,6 +145,8 @@ def _resolve_counter(token_counter: Optional[TokenCounter]) -> Callable[[str], i
 
 def _checked_count(count: Callable[[str], int], text: str) -> int:
     n = count(text)
+    if type(n) is int and n >= 0:
+        return n
     if isinstance(n, bool) or not isinstance(n, numbers.Integral):
         raise TypeError(f"token_counter must return an int, got {type(n).__name__} for {text[:40]!r}")
     if n < 0:
@@ -156,12 +158,18 @@ def _is_int(x: Any) -> bool:
     return isinstance(x, numbers.Integral) and not isinstance(x, bool)
 
 
-def _field(item: Any, key: str) -> Any:
+def _is_real(x: Any) -> bool:
+    t = type(x)
+    return t is float or t is int or (isinstance(x, numbers.Real) and t is not bool)
+
+
+def _getter(item: Any) -> Callable[[str], Any]:
+    """How to read a field of one item (decided once per item: the ABC check is the slow part)."""
+    if type(item) is dict or isinstance(item, Mapping):
+        return item.get
     if isinstance(item, str):
-        return item if key == "text" else None
-    if isinstance(item, Mapping):
-        return item.get(key)
-    return getattr(item, key, None)
+        return lambda key: item if key == "text" else None
+    return lambda key: getattr(item, key, None)
 
 
 def _template_uses_text(template: str) -> bool:
@@ -278,29 +286,32 @@ def pack(
     section_of: list[str] = []
     pinned_flag: list[bool] = []
     vectors: list[Optional[np.ndarray]] = []
+    summary_of: list[Optional[str]] = []
     for i, item in enumerate(items):
-        text = _field(item, "text")
+        get = _getter(item)
+        text = get("text")
         if not isinstance(text, str):
             raise TypeError(f"item {i} needs a str 'text' (a str, a dict with 'text', an object with .text)")
         texts.append(text)
-        ident = _field(item, "id")
+        ident = get("id")
         ids.append(i if ident is None else ident)
-        s = _field(item, "score")
+        s = get("score")
         if s is not None:
-            if isinstance(s, bool) or not isinstance(s, numbers.Real) or not math.isfinite(s) or s < 0:
+            if not _is_real(s) or not math.isfinite(s) or s < 0:
                 raise ValueError(f"item {i}: score must be a finite number >= 0, got {s!r}")
             s = float(s)
         raw_scores.append(s)
-        t = _field(item, "time")
+        t = get("time")
         if t is not None:
-            if isinstance(t, bool) or not isinstance(t, numbers.Real) or not math.isfinite(t):
+            if not _is_real(t) or not math.isfinite(t):
                 raise ValueError(f"item {i}: time must be finite Unix seconds, got {t!r}")
             t = float(t)
         times.append(t)
-        sec = _field(item, "section")
+        sec = get("section")
         section_of.append(_DEFAULT_SECTION if sec is None else str(sec))
-        pinned_flag.append(bool(_field(item, "pinned")))
-        vectors.append(None if dedupe is None else _field(item, "vector"))
+        pinned_flag.append(bool(get("pinned")))
+        vectors.append(None if dedupe is None else get("vector"))
+        summary_of.append(get("summary"))
 
     index_of: dict[Hashable, int] = {}
     for i, ident in enumerate(ids):
@@ -349,7 +360,6 @@ def pack(
         raise ValueError(f"order='chronological' needs a time on every item; item {missing} has none")
     time_values = [t if t is not None else float(i) for i, t in enumerate(times)]
 
-    summary_of: list[Optional[str]] = [_field(item, "summary") for item in items]
     if summaries is not None:
         if isinstance(summaries, Mapping):
             for ident, s in summaries.items():
