@@ -81,35 +81,51 @@ def main() -> None:
         return med
 
     sec200 = make_section(200, rng)
-    for order in ("edges", "chronological", "score"):
-        row(f"core  200 cand -> 2048 tok, greedy, {order}",
-            _core._pack_sections_timing([sec200], 2048, order=order, mode="greedy", separator_tokens=2,
-                                        repeat=args.repeat))
-    row("core  200 cand -> 2048 tok, auto (greedy at this size)",
-        _core._pack_sections_timing([sec200], 2048, separator_tokens=2, repeat=args.repeat))
     sec1000 = make_section(1000, rng)
-    row("core  1000 cand -> 8192 tok, greedy",
-        _core._pack_sections_timing([sec1000], 8192, mode="greedy", separator_tokens=2, repeat=args.repeat // 5))
     sec64 = make_section(64, rng)
-    row("core  64 cand -> 512 tok, auto (exact DP)",
-        _core._pack_sections_timing([sec64], 512, separator_tokens=2, repeat=args.repeat // 5))
-    row("core  64 cand -> 512 tok, greedy",
-        _core._pack_sections_timing([sec64], 512, mode="greedy", separator_tokens=2, repeat=args.repeat))
-    row("core  64 cand -> 2048 tok, exact DP (auto ceiling region)",
-        _core._pack_sections_timing([sec64], 2048, mode="exact", separator_tokens=2, repeat=args.repeat // 10))
+    big64 = make_section(64, rng)
+    big64["tokens"] = big64["tokens"] * 4  # ~4,700 tokens of candidates: the DP really runs at 2,048
     secv = make_section(200, rng, dim=384)
-    row("core  200 cand (dim 384) -> 2048 tok, greedy + dedupe 0.9",
-        _core._pack_sections_timing([secv], 2048, mode="greedy", separator_tokens=2, dedupe=0.9,
-                                    repeat=args.repeat // 10))
     pinned = make_section(5, rng)
     pinned.update(name="state", pinned=True, ids=np.arange(10_000, 10_005, dtype=np.uint64))
-    row("core  5 pinned + 200 cand -> 2048 tok, greedy",
-        _core._pack_sections_timing([pinned, sec200], 2048, mode="greedy", separator_tokens=2,
-                                    repeat=args.repeat))
+    core_cases = [
+        # (label, sections, budget, options, repeat divisor)
+        ("200 cand -> 2048 tok, greedy, edges", [sec200], 2048, {"mode": "greedy"}, 1),
+        ("200 cand -> 2048 tok, greedy, chronological", [sec200], 2048,
+         {"mode": "greedy", "order": "chronological"}, 1),
+        ("200 cand -> 2048 tok, greedy, score", [sec200], 2048, {"mode": "greedy", "order": "score"}, 1),
+        ("200 cand -> 2048 tok, auto (greedy at this size)", [sec200], 2048, {}, 1),
+        ("5 pinned + 200 cand -> 2048 tok, greedy", [pinned, sec200], 2048, {"mode": "greedy"}, 1),
+        ("1000 cand -> 8192 tok, greedy", [sec1000], 8192, {"mode": "greedy"}, 5),
+        ("64 cand -> 512 tok, greedy", [sec64], 512, {"mode": "greedy"}, 1),
+        ("64 cand -> 512 tok, auto (exact DP)", [sec64], 512, {}, 5),
+        ("64 cand -> 2048 tok, greedy", [big64], 2048, {"mode": "greedy"}, 1),
+        ("64 cand -> 2048 tok, exact DP", [big64], 2048, {"mode": "exact"}, 10),
+        ("200 cand (dim 384) -> 2048 tok, greedy + dedupe 0.9", [secv], 2048,
+         {"mode": "greedy", "dedupe": 0.9}, 10),
+    ]
+    for label, sections, budget, opts, div in core_cases:
+        reps = max(100, args.repeat // div)
+        secs = _core._pack_sections_timing(sections, budget, separator_tokens=2, repeat=reps, **opts)
+        row("core  " + label, secs)
+    huge64 = make_section(64, rng)
+    huge64["tokens"] = huge64["tokens"] * 16  # the auto ceiling: 64 candidates, 8,192 tokens
+    row("core  64 cand -> 8192 tok, auto (exact DP at the ceiling)",
+        _core._pack_sections_timing([huge64], 8192, separator_tokens=2, repeat=max(50, args.repeat // 50)))
+    for label, sec, budget in (("64 cand -> 512 tok", sec64, 512), ("64 cand -> 2048 tok", big64, 2048),
+                               ("64 cand -> 8192 tok", huge64, 8192)):
+        value = {}
+        for mode in ("greedy", "exact"):
+            r = _core.pack_sections([sec], budget, mode=mode, separator_tokens=2)
+            full = r["fidelity"] == 0
+            value[mode] = float(r["scores"][full].sum() + 0.5 * r["scores"][~full].sum())
+        print(f"      value {label}: exact {value['exact']:.3f} vs greedy {value['greedy']:.3f} "
+              f"(+{100 * (value['exact'] / value['greedy'] - 1):.2f}%)")
     row("binding pack_sections, 200 cand -> 2048 tok (numpy in/out)",
-        time_calls(lambda: _core.pack_sections([sec200], 2048, mode="greedy", separator_tokens=2), args.repeat))
+        time_calls(lambda: _core.pack_sections([sec200], 2048, mode="greedy", separator_tokens=2),
+                   args.repeat))
 
-    words = "the quick brown fox jumps over the lazy dog while the agent remembers".split()
+    words = ["the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "while", "agent", "remembers"]
     texts = [" ".join(rng.choice(words, int(rng.integers(20, 120)))) for _ in range(200)]
     scores = rng.random(200).tolist()
     items = [{"text": t, "score": s, "summary": t[: len(t) // 4]} for t, s in zip(texts, scores)]

@@ -556,6 +556,8 @@ def test_pack_sections_returns_arrays_in_output_order():
         ([section(colour=1)], {}, ValueError, "unknown key 'colour'"),
         ([section(pinned=True, quota=5)], {}, ValueError, "pinned sections take no quota"),
         ([section(vectors=np.ones((3, 2)))], {"dedupe": 0.9}, TypeError, "vectors'] must have dtype"),
+        ([section(vectors=np.full((3, 2), np.nan, np.float32))], {"dedupe": 0.9}, ValueError,
+         "holds NaN or inf"),
         ([section(ids=np.zeros(3, np.uint64))], {}, ValueError, "ids must be unique; id 0 repeats"),
         ([section(300, tokens=np.full(300, 1000, np.uint32))], {"mode": "exact", "budget": 200_000},
          ValueError, "too large"),

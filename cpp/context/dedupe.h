@@ -20,7 +20,7 @@ struct DedupeInput {
 // Returns one flag per input: 1 = drop as a duplicate. Greedy in importance order (pinned first, then
 // score descending, then id): an item is dropped when it is too similar to an item already kept, so
 // the better-scored of any near-duplicate pair survives. A zero vector is similar to nothing.
-// O(kept * n * dim). Throws InvalidArgument when vectors differ in dimension or hold NaN/inf.
+// O(kept * n * dim); similarity is compared with threshold - 1e-6 (float32 rounding). Throws InvalidArgument when vectors differ in dimension or hold NaN/inf.
 std::vector<std::uint8_t> find_duplicates(std::span<const DedupeInput> items, float threshold);
 
 }  // namespace recallcore::context
