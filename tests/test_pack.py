@@ -260,6 +260,12 @@ def test_scores_default_to_rank_order():
     assert [i.score for i in ctx.items] == [3.0, 2.0, 1.0]
 
 
+def test_pinned_items_may_omit_scores_when_others_have_them():
+    items = [{"text": "state", "pinned": True}, {"text": "doc", "score": 0.7}]
+    ctx = pack(items, 100, token_counter=char_count)
+    assert [(i.id, i.pinned, i.score) for i in ctx.items] == [(0, True, 0.0), (1, False, 0.7)]
+
+
 def test_chronological_without_times_keeps_input_order():
     ctx = pack(["c", "a", "b"], 100, order="chronological", token_counter=char_count)
     assert ctx.text == "c\n\na\n\nb"

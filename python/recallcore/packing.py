@@ -210,7 +210,9 @@ def pack(
         items: texts, dicts with keys ``text`` (required), ``score``, ``id``, ``summary``, ``time`` (Unix
             seconds), ``section``, ``pinned``, ``vector``, or objects with those attributes. Scores must
             be finite and >= 0 (higher is better); when no item has one, rank order is used (the first
-            item scores highest). Ids default to the position in ``items`` and must be unique.
+            item scores highest); pinned items may omit it (score 0) when the others have one. Ids
+            default to the position in ``items`` and must be unique; ties in score or time are broken
+            by id (by input position when the ids cannot be compared with each other).
         budget: the token budget (> 0) for the rendered text, separators and framing included.
         order: ``"edges"`` (best first, second best last, the least important in the middle),
             ``"chronological"`` (by ``time``; input order when no item has one) or ``"score"``.
@@ -348,11 +350,16 @@ def pack(
                 if section_of[i] == name:
                     pinned_flag[i] = True
 
+    # Pinned items go in regardless of score (it only ranks them against each other when they overflow),
+    # so they may omit it when the others have one; then they score 0 and rank by id.
     given = [s is not None for s in raw_scores]
-    if any(given) and not all(given):
-        missing = given.index(False)
-        raise ValueError(f"item {missing} has no score but others do: give every item a score, or none")
-    scores = [float(s) if s is not None else float(n - i) for i, s in enumerate(raw_scores)]
+    if any(given):
+        for i in range(n):
+            if not given[i] and not pinned_flag[i]:
+                raise ValueError(f"item {i} has no score but others do: give every item a score, or none")
+        scores = [float(s) if s is not None else 0.0 for s in raw_scores]
+    else:
+        scores = [float(n - i) for i in range(n)]
 
     has_time = [t is not None for t in times]
     if order == "chronological" and any(has_time) and not all(has_time):
