@@ -266,6 +266,12 @@ def test_pinned_items_may_omit_scores_when_others_have_them():
     assert [(i.id, i.pinned, i.score) for i in ctx.items] == [(0, True, 0.0), (1, False, 0.7)]
 
 
+def test_chronological_needs_no_time_on_pinned_items():
+    items = [{"text": "state", "pinned": True}, {"text": "b", "time": 2.0}, {"text": "a", "time": 1.0}]
+    ctx = pack(items, 100, order="chronological", token_counter=char_count, separator="|")
+    assert ctx.text == "state|a|b"
+
+
 def test_chronological_without_times_keeps_input_order():
     ctx = pack(["c", "a", "b"], 100, order="chronological", token_counter=char_count)
     assert ctx.text == "c\n\na\n\nb"
@@ -477,6 +483,7 @@ def test_dedupe_matches_a_numpy_oracle(n, seed, t):
         ({"margin": 10}, ValueError, r"margin \(10\) must be smaller than the budget \(10\)"),
         ({"margin": -1}, ValueError, "margin must be an int >= 0"),
         ({"pinned": ["nope"]}, ValueError, "pinned names id 'nope'"),
+        ({"pinned": "state"}, TypeError, "pinned takes a collection of item ids"),
         ({"summaries": ["a"]}, ValueError, "one entry per item"),
         ({"summaries": {"zz": "a"}}, ValueError, "summaries names id 'zz'"),
         ({"token_counter": lambda s: -1}, ValueError, "returned -1"),

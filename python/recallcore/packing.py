@@ -329,6 +329,9 @@ def pack(
     core_id = [0] * n
     for rank, i in enumerate(by_id):
         core_id[i] = rank
+    if isinstance(pinned, (str, bytes)):
+        raise TypeError("pinned takes a collection of item ids; to pin a section use "
+                        "sections={name: {'pinned': True}}")
     for ident in pinned:
         if ident not in index_of:
             raise ValueError(f"pinned names id {ident!r}, which no item has")
@@ -361,10 +364,12 @@ def pack(
     else:
         scores = [float(n - i) for i in range(n)]
 
+    # Chronological order applies to the non-pinned items only (the pinned block keeps its given order).
     has_time = [t is not None for t in times]
-    if order == "chronological" and any(has_time) and not all(has_time):
-        missing = has_time.index(False)
-        raise ValueError(f"order='chronological' needs a time on every item; item {missing} has none")
+    if order == "chronological" and any(has_time):
+        for i in range(n):
+            if not has_time[i] and not pinned_flag[i]:
+                raise ValueError(f"order='chronological' needs a time on every item; item {i} has none")
     time_values = [t if t is not None else float(i) for i, t in enumerate(times)]
 
     if summaries is not None:
