@@ -17,6 +17,13 @@ std::uint64_t weight_of(const KnapsackItem& item, Choice c) {
 
 namespace {
 
+double value_of(std::span<const KnapsackItem> items, std::span<const Choice> choice) {
+  double v = 0;
+  for (std::size_t i = 0; i < items.size(); ++i)
+    v += choice[i] == Choice::full ? items[i].v_full : choice[i] == Choice::summary ? items[i].v_summary : 0.0;
+  return v;
+}
+
 enum class Step : std::uint8_t { summary, upgrade, full };
 
 struct Increment {
@@ -56,6 +63,12 @@ std::uint64_t solve_greedy(std::span<const KnapsackItem> items, std::uint64_t ca
   for (std::uint32_t i = 0; i < items.size(); ++i) {
     const KnapsackItem& it = items[i];
     out[i] = Choice::none;
+    // Options that cannot fit even alone leave the LP hull; without this, the 1/2 bound below fails.
+    if (it.w_full > capacity) {
+      if (it.has_summary && it.w_summary <= capacity)
+        inc.push_back({efficiency(it.v_summary, it.w_summary), i, Step::summary});
+      continue;
+    }
     const double e_full = efficiency(it.v_full, it.w_full);
     if (it.has_summary) {
       const double e_sum = efficiency(it.v_summary, it.w_summary);
@@ -104,7 +117,29 @@ std::uint64_t solve_greedy(std::span<const KnapsackItem> items, std::uint64_t ca
         break;
     }
   }
-  return fill(items, capacity, used, out);
+  used = fill(items, capacity, used, out);
+
+  // Density greedy alone can be arbitrarily bad (a tiny efficient item blocks a large valuable one);
+  // also trying the single most valuable option that fits, then filling, bounds the loss to half the
+  // optimum (the classic knapsack 1/2-approximation) for O(n) more work.
+  std::size_t best = items.size();
+  Choice best_choice = Choice::none;
+  double best_value = 0;
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    const KnapsackItem& it = items[i];
+    if (it.w_full <= capacity && it.v_full > best_value) {
+      best = i, best_choice = Choice::full, best_value = it.v_full;
+    } else if (it.has_summary && it.w_summary <= capacity && it.v_summary > best_value) {
+      best = i, best_choice = Choice::summary, best_value = it.v_summary;
+    }
+  }
+  if (best == items.size() || best_value <= value_of(items, out)) return used;
+  std::vector<Choice> alt(items.size(), Choice::none);
+  alt[best] = best_choice;
+  const std::uint64_t alt_used = fill(items, capacity, weight_of(items[best], best_choice), alt);
+  if (value_of(items, alt) <= value_of(items, out)) return used;
+  std::copy(alt.begin(), alt.end(), out.begin());
+  return alt_used;
 }
 
 std::uint64_t solve_exact(std::span<const KnapsackItem> items, std::uint64_t capacity, std::span<Choice> out) {

@@ -23,7 +23,9 @@ struct KnapsackItem {
 // Greedy by value per token. Each item contributes its LP-efficient increments: none -> summary and
 // summary -> full (marginal value per marginal token), or none -> full directly when the summary is
 // LP-dominated (less value per token than the full text). Increments are taken in decreasing
-// efficiency while they fit, then fill() tops up. O(n log n).
+// efficiency while they fit, then fill() tops up; the result is then compared with the single most
+// valuable option that fits (topped up the same way), which bounds the loss to half the optimum.
+// O(n log n).
 std::uint64_t solve_greedy(std::span<const KnapsackItem> items, std::uint64_t capacity, std::span<Choice> out);
 
 // Exact dynamic programme over capacity, O(n * capacity) time and bytes. Maximises the total value;
