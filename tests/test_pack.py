@@ -180,6 +180,11 @@ def test_pinned_overflow_error_names_the_numbers():
         pack(items, 40, token_counter=char_count, separator="--")
 
 
+def test_pinned_overflow_error_accounts_for_the_margin():
+    with pytest.raises(ValueError, match=r"need 30 tokens, budget is 8 .*\[the budget 10 minus margin 2\]"):
+        pack([{"text": "x" * 30, "pinned": True}], 10, token_counter=char_count, margin=2)
+
+
 def test_pinned_overflow_truncate_keeps_the_most_important_and_reports_the_rest():
     items = [
         {"text": "x" * 30, "score": 1.0, "id": "low", "pinned": True},

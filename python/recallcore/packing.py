@@ -467,11 +467,16 @@ def pack(
 
     if n == 0:
         return PackedContext(text="", items=(), dropped=(), tokens=0, budget=budget, exact=False)
-    res = _core.pack_sections(
-        core_sections, budget - int(margin), order=order, mode=mode, separator_tokens=sep_tokens,
-        dedupe=None if dedupe is None else float(dedupe), summary_fidelity=float(summary_fidelity),
-        pinned_overflow=pinned_overflow,
-    )
+    try:
+        res = _core.pack_sections(
+            core_sections, budget - int(margin), order=order, mode=mode, separator_tokens=sep_tokens,
+            dedupe=None if dedupe is None else float(dedupe), summary_fidelity=float(summary_fidelity),
+            pinned_overflow=pinned_overflow,
+        )
+    except ValueError as e:
+        if margin and str(e).startswith("pinned items need"):
+            raise ValueError(f"{e} [the budget {budget} minus margin {margin}]") from None
+        raise
 
     packed: list[PackedItem] = []
     for pos, (internal, fid) in enumerate(zip(res["ids"].tolist(), res["fidelity"].tolist())):
