@@ -187,6 +187,127 @@ def _validate_choice(name: str, value: str, choices: Sequence[str]) -> None:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
 
 
+@dataclass
+class _Rows:
+    """The items read once into parallel lists (index = position in the input)."""
+
+    items: Sequence[Any]
+    texts: list[str] = field(default_factory=list)
+    ids: list[Hashable] = field(default_factory=list)
+    scores: list[Optional[float]] = field(default_factory=list)
+    times: list[Optional[float]] = field(default_factory=list)
+    sections: list[str] = field(default_factory=list)
+    pinned: list[bool] = field(default_factory=list)
+    vectors: list[Any] = field(default_factory=list)
+    summaries: list[Optional[str]] = field(default_factory=list)
+
+
+def _read_rows(items: Sequence[Any], want_vectors: bool) -> _Rows:
+    rows = _Rows(items)
+    for i, item in enumerate(items):
+        get = _getter(item)
+        text = get("text")
+        if not isinstance(text, str):
+            raise TypeError(f"item {i} needs a str 'text' (a str, a dict with 'text', an object with .text)")
+        rows.texts.append(text)
+        ident = get("id")
+        rows.ids.append(i if ident is None else ident)
+        s = get("score")
+        if s is not None:
+            if not _is_real(s) or not math.isfinite(s) or s < 0:
+                raise ValueError(f"item {i}: score must be a finite number >= 0, got {s!r}")
+            s = float(s)
+        rows.scores.append(s)
+        t = get("time")
+        if t is not None:
+            if not _is_real(t) or not math.isfinite(t):
+                raise ValueError(f"item {i}: time must be finite Unix seconds, got {t!r}")
+            t = float(t)
+        rows.times.append(t)
+        sec = get("section")
+        rows.sections.append(_DEFAULT_SECTION if sec is None else str(sec))
+        rows.pinned.append(bool(get("pinned")))
+        rows.vectors.append(get("vector") if want_vectors else None)
+        rows.summaries.append(get("summary"))
+    return rows
+
+
+def _index_ids(ids: list[Hashable]) -> tuple[dict[Hashable, int], list[int]]:
+    """Position of every id, and the input positions sorted by id (by position when ids do not compare)."""
+    index_of: dict[Hashable, int] = {}
+    for i, ident in enumerate(ids):
+        if ident in index_of:
+            raise ValueError(f"item ids must be unique: {ident!r} is used by items {index_of[ident]} and {i}")
+        index_of[ident] = i
+    try:
+        by_id = sorted(range(len(ids)), key=lambda i: ids[i])
+    except TypeError:
+        by_id = list(range(len(ids)))
+    return index_of, by_id
+
+
+def _read_sections(sections: Optional[Mapping[str, Mapping[str, Any]]]) -> dict[str, Mapping[str, Any]]:
+    spec: dict[str, Mapping[str, Any]] = dict(sections or {})
+    for name, opts in spec.items():
+        unknown = set(opts) - set(_SECTION_KEYS)
+        if unknown:
+            raise ValueError(f"sections[{name!r}] has unknown keys {sorted(unknown)}; known: {_SECTION_KEYS}")
+        quota = opts.get("quota")
+        if quota is not None and (not _is_int(quota) or quota < 0):
+            raise ValueError(f"sections[{name!r}]['quota'] must be an int >= 0 tokens, got {quota!r}")
+        priority = opts.get("priority", 0)
+        if not _is_int(priority):
+            raise ValueError(f"sections[{name!r}]['priority'] must be an int, got {priority!r}")
+    return spec
+
+
+def _renderer(framing: Framing, rows: _Rows, scores: list[float]) -> Callable[[int, str, str], str]:
+    """render(i, body, fidelity): item i with `body` (its text or summary) wrapped by the framing."""
+    uses_text = isinstance(framing, str) and _template_uses_text(framing)
+
+    def render(i: int, body: str, fidelity: str) -> str:
+        if isinstance(framing, str) and not framing:
+            return body
+        item, t = rows.items[i], rows.times[i]
+        fields: dict[str, Any] = dict(item) if isinstance(item, Mapping) else {}
+        fields.update(
+            text=body, id=rows.ids[i], section=rows.sections[i], score=scores[i], time=t, fidelity=fidelity,
+            item=item,
+            date="" if t is None else _dt.datetime.fromtimestamp(t, _dt.timezone.utc).strftime("%Y-%m-%d"),
+        )
+        if callable(framing):
+            out = framing(fields)
+            if not isinstance(out, str):
+                raise TypeError(f"framing must return a str, got {type(out).__name__}")
+            return out
+        try:
+            head = framing.format_map(fields)
+        except (KeyError, AttributeError, IndexError) as e:
+            raise ValueError(f"framing {framing!r} refers to {e}, which item {i} does not have") from e
+        return head if uses_text else head + body
+
+    return render
+
+
+def _vector_dim(vectors: list[Any]) -> Optional[int]:
+    """Converts the given vectors to float32 in place; returns their common dimension (None: no vectors)."""
+    dim = None
+    for i, v in enumerate(vectors):
+        if v is None:
+            continue
+        arr = np.asarray(v, dtype=np.float32)
+        if arr.ndim != 1 or arr.size == 0:
+            raise ValueError(f"item {i}: vector must be a non-empty 1-D array, got shape {arr.shape}")
+        if dim is None:
+            dim = arr.size
+        elif arr.size != dim:
+            raise ValueError(f"item {i}: vector has {arr.size} dimensions, earlier items have {dim}")
+        if not np.isfinite(arr).all():
+            raise ValueError(f"item {i}: vector holds NaN or inf")
+        vectors[i] = arr
+    return dim
+
+
 def pack(
     items: Sequence[Any],
     budget: int,
@@ -280,98 +401,45 @@ def pack(
     count = _resolve_counter(token_counter)
     budget = int(budget)
 
-    n = len(items)
-    texts: list[str] = []
-    ids: list[Hashable] = []
-    raw_scores: list[Optional[float]] = []
-    times: list[Optional[float]] = []
-    section_of: list[str] = []
-    pinned_flag: list[bool] = []
-    vectors: list[Optional[np.ndarray]] = []
-    summary_of: list[Optional[str]] = []
-    for i, item in enumerate(items):
-        get = _getter(item)
-        text = get("text")
-        if not isinstance(text, str):
-            raise TypeError(f"item {i} needs a str 'text' (a str, a dict with 'text', an object with .text)")
-        texts.append(text)
-        ident = get("id")
-        ids.append(i if ident is None else ident)
-        s = get("score")
-        if s is not None:
-            if not _is_real(s) or not math.isfinite(s) or s < 0:
-                raise ValueError(f"item {i}: score must be a finite number >= 0, got {s!r}")
-            s = float(s)
-        raw_scores.append(s)
-        t = get("time")
-        if t is not None:
-            if not _is_real(t) or not math.isfinite(t):
-                raise ValueError(f"item {i}: time must be finite Unix seconds, got {t!r}")
-            t = float(t)
-        times.append(t)
-        sec = get("section")
-        section_of.append(_DEFAULT_SECTION if sec is None else str(sec))
-        pinned_flag.append(bool(get("pinned")))
-        vectors.append(None if dedupe is None else get("vector"))
-        summary_of.append(get("summary"))
-
-    index_of: dict[Hashable, int] = {}
-    for i, ident in enumerate(ids):
-        if ident in index_of:
-            raise ValueError(f"item ids must be unique: {ident!r} is used by items {index_of[ident]} and {i}")
-        index_of[ident] = i
-    # The core breaks ties by a uint64 id: the rank of each item's id when the ids are mutually
-    # orderable (so ties follow the user's ids, whatever the input order), else the input position.
-    try:
-        by_id = sorted(range(n), key=lambda i: ids[i])
-    except TypeError:
-        by_id = list(range(n))
+    rows = _read_rows(items, want_vectors=dedupe is not None)
+    n = len(rows.texts)
+    index_of, by_id = _index_ids(rows.ids)
+    # The core breaks ties by a uint64 id: each item's rank by id, so ties follow the user's ids
+    # whatever the input order.
     core_id = [0] * n
     for rank, i in enumerate(by_id):
         core_id[i] = rank
+
     if isinstance(pinned, (str, bytes)):
         raise TypeError("pinned takes a collection of item ids; to pin a section use "
                         "sections={name: {'pinned': True}}")
     for ident in pinned:
         if ident not in index_of:
             raise ValueError(f"pinned names id {ident!r}, which no item has")
-        pinned_flag[index_of[ident]] = True
-
-    spec: dict[str, Mapping[str, Any]] = dict(sections or {})
-    for name, opts in spec.items():
-        unknown = set(opts) - set(_SECTION_KEYS)
-        if unknown:
-            raise ValueError(f"sections[{name!r}] has unknown keys {sorted(unknown)}; known: {_SECTION_KEYS}")
-        quota = opts.get("quota")
-        if quota is not None and (not _is_int(quota) or quota < 0):
-            raise ValueError(f"sections[{name!r}]['quota'] must be an int >= 0 tokens, got {quota!r}")
-        priority = opts.get("priority", 0)
-        if not _is_int(priority):
-            raise ValueError(f"sections[{name!r}]['priority'] must be an int, got {priority!r}")
-        if opts.get("pinned"):
-            for i in range(n):
-                if section_of[i] == name:
-                    pinned_flag[i] = True
+        rows.pinned[index_of[ident]] = True
+    spec = _read_sections(sections)
+    for i in range(n):
+        if spec.get(rows.sections[i], {}).get("pinned"):
+            rows.pinned[i] = True
 
     # Pinned items go in regardless of score (it only ranks them against each other when they overflow),
     # so they may omit it when the others have one; then they score 0 and rank by id.
-    given = [s is not None for s in raw_scores]
-    if any(given):
+    if any(s is not None for s in rows.scores):
         for i in range(n):
-            if not given[i] and not pinned_flag[i]:
+            if rows.scores[i] is None and not rows.pinned[i]:
                 raise ValueError(f"item {i} has no score but others do: give every item a score, or none")
-        scores = [float(s) if s is not None else 0.0 for s in raw_scores]
+        scores = [s if s is not None else 0.0 for s in rows.scores]
     else:
         scores = [float(n - i) for i in range(n)]
 
     # Chronological order applies to the non-pinned items only (the pinned block keeps its given order).
-    has_time = [t is not None for t in times]
-    if order == "chronological" and any(has_time):
+    if order == "chronological" and any(t is not None for t in rows.times):
         for i in range(n):
-            if not has_time[i] and not pinned_flag[i]:
+            if rows.times[i] is None and not rows.pinned[i]:
                 raise ValueError(f"order='chronological' needs a time on every item; item {i} has none")
-    time_values = [t if t is not None else float(i) for i, t in enumerate(times)]
+    time_values = [t if t is not None else float(i) for i, t in enumerate(rows.times)]
 
+    summary_of = rows.summaries
     if summaries is not None:
         if isinstance(summaries, Mapping):
             for ident, s in summaries.items():
@@ -386,32 +454,9 @@ def pack(
         if s is not None and not isinstance(s, str):
             raise TypeError(f"item {i}: summary must be a str or None, got {type(s).__name__}")
 
-    uses_text = isinstance(framing, str) and _template_uses_text(framing)
-
-    def render(i: int, body: str, fidelity: str) -> str:
-        if isinstance(framing, str) and not framing:
-            return body
-        t = times[i]
-        fields: dict[str, Any] = {}
-        if isinstance(items[i], Mapping):
-            fields.update(items[i])
-        fields.update(
-            text=body, id=ids[i], section=section_of[i], score=scores[i], time=t, fidelity=fidelity,
-            item=items[i],
-            date="" if t is None else _dt.datetime.fromtimestamp(t, _dt.timezone.utc).strftime("%Y-%m-%d"),
-        )
-        if callable(framing):
-            out = framing(fields)
-            if not isinstance(out, str):
-                raise TypeError(f"framing must return a str, got {type(out).__name__}")
-            return out
-        try:
-            head = framing.format_map(fields)
-        except (KeyError, AttributeError, IndexError) as e:
-            raise ValueError(f"framing {framing!r} refers to {e}, which item {i} does not have") from e
-        return head if uses_text else head + body
-
-    full_text = [render(i, texts[i], "full") for i in range(n)]
+    # Count what will be emitted: each item rendered at each fidelity, and the separator once.
+    render = _renderer(framing, rows, scores)
+    full_text = [render(i, rows.texts[i], "full") for i in range(n)]
     full_tokens = [_checked_count(count, s) for s in full_text]
     summary_text: list[Optional[str]] = [None] * n
     summary_tokens = [0] * n
@@ -420,31 +465,17 @@ def pack(
             summary_text[i] = render(i, s, "summary")
             summary_tokens[i] = _checked_count(count, summary_text[i])
     sep_tokens = _checked_count(count, separator)
+    dim = _vector_dim(rows.vectors) if dedupe is not None else None
 
-    dim = None
-    if dedupe is not None:
-        for i, v in enumerate(vectors):
-            if v is None:
-                continue
-            arr = np.asarray(v, dtype=np.float32)
-            if arr.ndim != 1 or arr.size == 0:
-                raise ValueError(f"item {i}: vector must be a non-empty 1-D array, got shape {arr.shape}")
-            if dim is None:
-                dim = arr.size
-            elif arr.size != dim:
-                raise ValueError(f"item {i}: vector has {arr.size} dimensions, earlier items have {dim}")
-            if not np.isfinite(arr).all():
-                raise ValueError(f"item {i}: vector holds NaN or inf")
-            vectors[i] = arr
+    if n == 0:
+        return PackedContext(text="", items=(), dropped=(), tokens=0, budget=budget, exact=False)
 
     # One core section per (section name, pinned): a section's pinned items form their own pinned section.
     groups: dict[tuple[str, bool], list[int]] = {}
     for i in range(n):
-        groups.setdefault((section_of[i], pinned_flag[i]), []).append(i)
-    keys = list(groups)
+        groups.setdefault((rows.sections[i], rows.pinned[i]), []).append(i)
     core_sections = []
-    for name, is_pinned in keys:
-        members = groups[(name, is_pinned)]
+    for (name, is_pinned), members in groups.items():
         opts = spec.get(name, {})
         sec: dict[str, Any] = {
             "name": name,
@@ -460,13 +491,11 @@ def pack(
         if dim is not None:
             mat = np.zeros((len(members), dim), dtype=np.float32)  # a zero row is similar to nothing
             for r, i in enumerate(members):
-                if vectors[i] is not None:
-                    mat[r] = vectors[i]
+                if rows.vectors[i] is not None:
+                    mat[r] = rows.vectors[i]
             sec["vectors"] = mat
         core_sections.append(sec)
 
-    if n == 0:
-        return PackedContext(text="", items=(), dropped=(), tokens=0, budget=budget, exact=False)
     try:
         res = _core.pack_sections(
             core_sections, budget - int(margin), order=order, mode=mode, separator_tokens=sep_tokens,
@@ -485,15 +514,15 @@ def pack(
         rendered = summary_text[i] if is_summary else full_text[i]
         assert rendered is not None
         packed.append(PackedItem(
-            id=ids[i], section=section_of[i], fidelity="summary" if is_summary else "full",
+            id=rows.ids[i], section=rows.sections[i], fidelity="summary" if is_summary else "full",
             tokens=summary_tokens[i] if is_summary else full_tokens[i], score=scores[i], position=pos,
-            pinned=pinned_flag[i], text=rendered,
+            pinned=rows.pinned[i], text=rendered,
         ))
     names = _core.PACK_DROP_REASONS
     dropped = []
     for internal, r in zip(res["dropped_ids"].tolist(), res["dropped_reasons"].tolist()):
         i = by_id[internal]
-        dropped.append(DroppedItem(id=ids[i], section=section_of[i], reason=names[r], score=scores[i]))
+        dropped.append(DroppedItem(rows.ids[i], rows.sections[i], names[r], scores[i]))
     return PackedContext(
         text=separator.join(p.text for p in packed),
         items=tuple(packed),
