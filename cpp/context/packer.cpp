@@ -141,7 +141,8 @@ PackResult pack(std::span<const Section> sections, const PackOptions& o) {
       const std::uint64_t frame = std::uint64_t(o.framing_tokens) + c.framing_tokens;
       const std::uint64_t full = frame + c.tokens_full, summary = frame + c.tokens_summary;
       // A summary no cheaper than the full text is never worth choosing (it is worth less).
-      work.push_back({&c, s, i, full, summary, c.tokens_summary > 0 && summary < full});
+      work.push_back({&c, s, i, full, summary, c.tokens_summary > 0 && summary < full, false, DropReason::budget,
+                      Choice::none});
     }
   }
 
