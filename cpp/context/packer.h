@@ -21,7 +21,8 @@
 //      budget the earlier ones left, capped by its quota, and solves a multiple-choice knapsack
 //      (each item: full, summary or nothing; value of full = score, of summary = score *
 //      summary_fidelity): greedy by value per token, where the summary -> full upgrade competes by
-//      its marginal value per marginal token, or an exact dynamic programme. A final pass adds or
+//      its marginal value per marginal token (then compared with the best single item, which bounds
+//      greedy to at least half the optimum), or an exact dynamic programme. A final pass adds or
 //      upgrades anything that still fits (scores are >= 0, so this never lowers the total value).
 //
 // Quotas bound a section's items as if rendered on their own: sum of cost + separators between them.
