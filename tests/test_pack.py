@@ -605,3 +605,30 @@ def test_pack_sections_validates_its_arguments(sections, kwargs, exc, match):
     budget = kwargs.pop("budget", 100)
     with pytest.raises(exc, match=match):
         _core.pack_sections(sections, budget, **kwargs)
+
+
+@SETTINGS
+@given(n=st.integers(0, 40), seed=st.integers(0, 2**32 - 1), budget=st.integers(1, 500),
+       sep=st.integers(0, 5), frame=st.integers(0, 8), mode=st.sampled_from(["auto", "greedy", "exact"]),
+       order=st.sampled_from(["edges", "chronological", "score"]))
+def test_pack_sections_counts_framing_and_separators_within_budget(n, seed, budget, sep, frame, mode, order):
+    rng = np.random.default_rng(seed)
+    full = rng.integers(0, 60, n).astype(np.uint32)
+    summ = (rng.integers(0, 2, n) * rng.integers(1, 20, n)).astype(np.uint32)
+    per_item = rng.integers(0, 6, n).astype(np.uint32)
+    sec = section(n, scores=rng.random(n).astype(np.float32), tokens=full, summary_tokens=summ,
+                  framing=per_item, time=rng.random(n))
+    r = _core.pack_sections([sec], budget, separator_tokens=sep, framing_tokens=frame, mode=mode, order=order)
+    k = len(r["ids"])
+    expected = [frame + int(per_item[i]) + int(summ[i] if f == 1 else full[i])
+                for i, f in zip(r["indices"].tolist(), r["fidelity"].tolist())]
+    assert r["tokens"].tolist() == expected
+    assert r["total_tokens"] == sum(expected) + sep * max(0, k - 1) <= budget
+    assert sorted(r["ids"].tolist() + r["dropped_ids"].tolist()) == list(range(n))
+
+
+def test_pack_sections_auto_ceiling_is_configurable():
+    sec = section(10, tokens=np.full(10, 30, np.uint32), scores=np.arange(1, 11, dtype=np.float32))
+    assert _core.pack_sections([sec], 100)["used_exact"]
+    assert not _core.pack_sections([sec], 100, exact_max_items=5)["used_exact"]
+    assert not _core.pack_sections([sec], 100, exact_max_budget=50)["used_exact"]
