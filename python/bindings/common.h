@@ -20,6 +20,7 @@ void register_kernels(py::module_& m);
 void register_store(py::module_& m);
 void register_text(py::module_& m);
 void register_hnsw(py::module_& m);
+void register_context(py::module_& m);
 
 inline std::string shape_str(const py::array& a) {
   std::string s = "(";

@@ -12,4 +12,5 @@ PYBIND11_MODULE(_core, m) {
   register_store(m);
   register_text(m);
   register_hnsw(m);
+  register_context(m);
 }

@@ -10,7 +10,7 @@ True
 
 from __future__ import annotations
 
-from . import _core, cost, eval, tokens  # eval: the evaluation module (an attribute, not the builtin)
+from . import _core, cost, embedders, eval, tokens  # eval: the evaluation module (an attribute, not the builtin)
 from ._core import (
     Bm25Index,
     CorruptionError,
@@ -23,7 +23,8 @@ from ._core import (
     tokenize,
 )
 from .memory import Memory, State
-from .records import Record
+from .packing import DroppedItem, PackedContext, PackedItem, pack
+from .records import Hit, Record
 from .tokens import TokenCounter, get_counter
 
 __version__: str = _core.build_info()["version"]
@@ -34,21 +35,27 @@ simd_level()
 
 __all__ = [
     "Bm25Index",
-    "CorruptionError",
-    "Memory",
-    "Record",
-    "State",
-    "HNSWIndex",
-    "StoreError",
-    "TokenCounter",
-    "__version__",
     "build_info",
+    "CorruptionError",
     "cost",
-    "eval",
+    "DroppedItem",
+    "embedders",
     "estimate_tokens",
+    "eval",
     "get_counter",
+    "Hit",
+    "HNSWIndex",
+    "Memory",
+    "pack",
+    "PackedContext",
+    "PackedItem",
+    "Record",
     "simd_level",
     "simd_levels",
+    "State",
+    "StoreError",
+    "TokenCounter",
     "tokenize",
     "tokens",
+    "__version__",
 ]

@@ -119,3 +119,35 @@ class HNSWIndex:
     def ef_construction(self) -> int: ...
     @property
     def stamp(self) -> int: ...
+# Context packing (python/bindings/context.cpp); recallcore.pack is the friendly API over it.
+PACK_DROP_REASONS: tuple[str, str, str, str]  # ("budget", "quota", "duplicate", "pinned_over_budget")
+
+def pack_sections(
+    sections: list[dict[str, Any]],
+    budget: int,
+    *,
+    order: Literal["edges", "chronological", "score"] = "edges",
+    mode: Literal["greedy", "exact", "auto"] = "auto",
+    separator_tokens: int = 0,
+    framing_tokens: int = 0,
+    dedupe: Optional[float] = None,
+    summary_fidelity: float = 0.5,
+    pinned_overflow: Literal["error", "truncate"] = "error",
+    exact_max_items: int = 64,
+    exact_max_budget: int = 8192,
+) -> dict[str, Any]: ...
+def _pack_sections_timing(
+    sections: list[dict[str, Any]],
+    budget: int,
+    *,
+    order: Literal["edges", "chronological", "score"] = "edges",
+    mode: Literal["greedy", "exact", "auto"] = "auto",
+    separator_tokens: int = 0,
+    framing_tokens: int = 0,
+    dedupe: Optional[float] = None,
+    summary_fidelity: float = 0.5,
+    pinned_overflow: Literal["error", "truncate"] = "error",
+    exact_max_items: int = 64,
+    exact_max_budget: int = 8192,
+    repeat: int = 1000,
+) -> npt.NDArray[np.float64]: ...
