@@ -4,7 +4,6 @@
 #include <atomic>
 #include <cmath>
 #include <limits>
-#include <unordered_map>
 #include <unordered_set>
 
 #include "common/errors.h"
@@ -56,6 +55,24 @@ float factor_recency(const RecallQuery& q, double ts) {
   return float(1.0 - q.recency_weight + q.recency_weight * std::exp2(-age / q.recency_half_life));
 }
 
+// Min-max normalisation of one candidate list's raw scores (relative-score fusion).
+struct Range {
+  float lo = 0, hi = 0;
+  float norm(float s) const { return hi > lo ? (s - lo) / (hi - lo) : 1.0f; }
+};
+
+// Per-thread scratch reused across queries, so a recall allocates only what it returns.
+struct Scratch {
+  std::vector<std::uint64_t> allowed;
+  std::vector<std::pair<std::uint64_t, std::uint32_t>> by_id;  // vector hit id -> index in hits
+  std::vector<float> mmr_vecs;
+};
+
+Scratch& scratch() {
+  thread_local Scratch s;
+  return s;
+}
+
 }  // namespace
 
 std::vector<RecallResult> Memory::recall(const RecallQuery& q) {
@@ -74,12 +91,18 @@ std::vector<RecallResult> Memory::recall(const RecallQuery& q) {
   }
   if (!(q.diversity >= 0 && q.diversity <= 1)) throw InvalidArgument("diversity must be within [0, 1]");
   if (!(q.recency_half_life >= 0)) throw InvalidArgument("recency_half_life must be >= 0");
+  if (!(std::isfinite(q.vector_weight) && q.vector_weight >= 0 && std::isfinite(q.lexical_weight) &&
+        q.lexical_weight >= 0))
+    throw InvalidArgument("vector_weight and lexical_weight must be finite and >= 0");
+  if (!(std::isfinite(q.importance_weight) && std::isfinite(q.recency_weight)))
+    throw InvalidArgument("importance_weight and recency_weight must be finite");
   sync();
 
   std::shared_lock lock(state_mu_);
   storage::Env::Reader reader(*env_);
   storage::Txn& txn = reader.txn();
   std::vector<RecallResult> out;
+  Scratch& sc = scratch();
 
   Predicate pred;
   pred.rows = &rows_;
@@ -102,20 +125,21 @@ std::vector<RecallResult> Memory::recall(const RecallQuery& q) {
     for (const auto& e : q.entities) {
       for (auto id : entity_record_ids(txn, pred.ns, e)) entity_ids.insert(id);
     }
+    if (entity_ids.empty()) return out;  // no record of the namespace mentions any of them
     pred.entity_ids = &entity_ids;
   }
 
-  const std::size_t ncand = q.candidates ? q.candidates : std::max<std::size_t>(50, 5 * q.k);
+  const std::size_t ncand = q.candidates ? q.candidates : std::max<std::size_t>(kDefaultCandidates, 5 * q.k);
   std::vector<hnsw::Hit> vhits;
   std::vector<text::LexHit> lhits;
   if (want_vec) {
     // Plan by the namespace's size: a small one becomes an allow-list (the index scans it exactly
     // when it is below its measured threshold); a large one is filtered during the graph walk.
-    std::vector<std::uint64_t> allowed;
+    std::vector<std::uint64_t>& allowed = sc.allowed;
+    allowed.clear();
     auto it = ns_ids_.find(pred.ns);
     const std::size_t ns_size = it == ns_ids_.end() ? 0 : it->second.size();
     if (ns_size <= 4 * vec_->exact_scan_threshold() + 1024) {
-      allowed.reserve(ns_size);
       if (it != ns_ids_.end())
         for (auto id : it->second)
           if ((rows_[id].h.flags & kHasVector) && pred.allows(id)) allowed.push_back(id);
@@ -126,29 +150,50 @@ std::vector<RecallResult> Memory::recall(const RecallQuery& q) {
   }
   if (want_lex) lhits = lex_->search(pred.ns, q.text, ncand, &pred);
 
-  std::unordered_map<std::uint64_t, RecallHit> fused;
-  fused.reserve(vhits.size() + lhits.size());
+  // Merge the two lists by id. They hold at most `ncand` entries each, so a sorted array of the
+  // vector ids and a binary search per lexical hit beat a hash map (no per-node allocation).
+  std::vector<RecallHit> hits;
+  hits.reserve(vhits.size() + lhits.size());
+  auto& by_id = sc.by_id;
+  by_id.clear();
   for (std::size_t i = 0; i < vhits.size(); ++i) {
-    RecallHit& h = fused[vhits[i].id];
+    RecallHit h;
     h.id = vhits[i].id;
     h.vector_rank = std::uint32_t(i + 1);
     h.vector_similarity = metric_id_ == simd::Metric::l2 ? -vhits[i].distance : 1.0f - vhits[i].distance;
+    hits.push_back(h);
+    by_id.emplace_back(h.id, std::uint32_t(i));
   }
+  std::sort(by_id.begin(), by_id.end());
   for (std::size_t i = 0; i < lhits.size(); ++i) {
-    RecallHit& h = fused[lhits[i].id];
-    h.id = lhits[i].id;
-    h.lexical_rank = std::uint32_t(i + 1);
-    h.bm25 = lhits[i].score;
+    auto at = std::lower_bound(by_id.begin(), by_id.end(), std::make_pair(lhits[i].id, std::uint32_t(0)));
+    RecallHit* h;
+    if (at != by_id.end() && at->first == lhits[i].id) {
+      h = &hits[at->second];
+    } else {
+      hits.emplace_back();
+      h = &hits.back();
+      h->id = lhits[i].id;
+    }
+    h->lexical_rank = std::uint32_t(i + 1);
+    h->bm25 = lhits[i].score;
   }
-  std::vector<RecallHit> hits;
-  hits.reserve(fused.size());
-  for (auto& [id, h] : fused) {
-    (void)id;
+
+  // Each list's score range, for relative-score fusion (vector similarities fall as rank grows,
+  // and so do BM25 scores: the first and last entries bound them).
+  Range vr, lr;
+  if (!vhits.empty()) vr = {hits[vhits.size() - 1].vector_similarity, hits[0].vector_similarity};
+  if (!lhits.empty()) lr = {lhits.back().score, lhits.front().score};
+  const bool fuse = want_vec && want_lex;
+  for (RecallHit& h : hits) {
     const RecordHeader& hd = rows_[h.id].h;
     double base = 0;
-    if (want_vec && want_lex) {
+    if (fuse && q.fusion == Fusion::rrf) {
       if (h.vector_rank) base += q.vector_weight / double(q.rrf_k + h.vector_rank);
       if (h.lexical_rank) base += q.lexical_weight / double(q.rrf_k + h.lexical_rank);
+    } else if (fuse) {
+      if (h.vector_rank) base += double(q.vector_weight) * vr.norm(h.vector_similarity);
+      if (h.lexical_rank) base += double(q.lexical_weight) * lr.norm(h.bm25);
     } else if (want_vec) {
       base = h.vector_similarity;
     } else {
@@ -157,27 +202,28 @@ std::vector<RecallResult> Memory::recall(const RecallQuery& q) {
     h.recency = factor_recency(q, hd.ts);
     h.importance = hd.importance;
     h.score = float(base * h.recency * (1.0 + q.importance_weight * (double(hd.importance) - 0.5)));
-    hits.push_back(h);
   }
   auto better = [](const RecallHit& a, const RecallHit& b) { return a.score > b.score || (a.score == b.score && a.id < b.id); };
-  std::sort(hits.begin(), hits.end(), better);
+  const bool mmr = q.diversity > 0 && dim_ > 0 && hits.size() > 1;
+  // Only the head is needed: k hits, or MMR's pool of candidates.
+  const std::size_t pool = mmr ? std::min(hits.size(), std::max<std::size_t>(3 * q.k, 20)) : std::min(hits.size(), q.k);
+  std::partial_sort(hits.begin(), hits.begin() + std::ptrdiff_t(pool), hits.end(), better);
+  hits.resize(pool);
 
-  if (q.diversity > 0 && dim_ > 0 && hits.size() > 1) {
+  if (mmr) {
     // MMR over the best candidates: trade relevance against similarity to what is already chosen,
     // and drop near-duplicates of a better hit outright.
-    const std::size_t pool = std::min(hits.size(), std::max<std::size_t>(3 * q.k, 20));
-    std::vector<std::vector<float>> vecs(pool);
+    std::vector<float>& vecs = sc.mmr_vecs;
+    vecs.assign(pool * dim_, 0.0f);
     std::vector<char> has(pool, 0);
-    for (std::size_t i = 0; i < pool; ++i) {
-      vecs[i].resize(dim_);
-      has[i] = vec_->get_vector(hits[i].id, vecs[i].data());
-    }
+    for (std::size_t i = 0; i < pool; ++i) has[i] = vec_->get_vector(hits[i].id, vecs.data() + i * dim_);
     const auto& kt = simd::active();
+    auto row = [&](std::size_t i) { return vecs.data() + i * dim_; };
     auto sim = [&](std::size_t a, std::size_t b) {
-      const float d = kt.f32[1](vecs[a].data(), vecs[b].data(), dim_);
+      const float d = kt.f32[1](row(a), row(b), dim_);
       if (metric_id_ != simd::Metric::cosine) {
-        const float na = kt.f32[1](vecs[a].data(), vecs[a].data(), dim_);
-        const float nb = kt.f32[1](vecs[b].data(), vecs[b].data(), dim_);
+        const float na = kt.f32[1](row(a), row(a), dim_);
+        const float nb = kt.f32[1](row(b), row(b), dim_);
         return na > 0 && nb > 0 ? d / std::sqrt(na * nb) : 0.0f;
       }
       return d;
@@ -204,6 +250,7 @@ std::vector<RecallResult> Memory::recall(const RecallQuery& q) {
       }
     }
     std::vector<RecallHit> diverse;
+    diverse.reserve(chosen.size());
     for (auto i : chosen) diverse.push_back(hits[i]);
     hits = std::move(diverse);
   }

@@ -221,9 +221,16 @@ class Store {
     q.diversity = a["diversity"].cast<float>();
     q.vector_weight = a["vector_weight"].cast<float>();
     q.lexical_weight = a["lexical_weight"].cast<float>();
-    q.rrf_k = a["rrf_k"].cast<std::size_t>();
-    q.candidates = a["candidates"].cast<std::size_t>();
-    q.ef = a["ef"].cast<std::size_t>();
+    // Tuning keys are optional: absent ones keep the engine's defaults (documented in recall.h).
+    if (a.contains("fusion")) {
+      const auto fusion = a["fusion"].cast<std::string>();
+      if (fusion == "rrf") q.fusion = engine::Fusion::rrf;
+      else if (fusion == "relative") q.fusion = engine::Fusion::relative;
+      else throw py::value_error("fusion must be 'rrf' or 'relative', got '" + fusion + "'");
+    }
+    if (a.contains("rrf_k") && !a["rrf_k"].is_none()) q.rrf_k = a["rrf_k"].cast<std::size_t>();
+    if (a.contains("candidates") && !a["candidates"].is_none()) q.candidates = a["candidates"].cast<std::size_t>();
+    if (a.contains("ef") && !a["ef"].is_none()) q.ef = a["ef"].cast<std::size_t>();
     std::vector<engine::RecallResult> rs;
     {
       py::gil_scoped_release release;

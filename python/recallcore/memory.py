@@ -479,23 +479,37 @@ class Memory:
             return _as_vector(np.asarray(self._embedder.embed([query]), dtype=np.float32)[0], self.dim)
         return None
 
-    def recall(self, query: Optional[str] = None, *, vector: Any = None, namespace: str = "default", k: int = 10,
-               kinds: Optional[Iterable[str]] = None, session: Optional[str] = None,
+    def recall(self, query: Optional[str] = None, *, vector: Any = None, namespace: str = "default",
+               k: int = 10, kinds: Optional[Iterable[str]] = None, session: Optional[str] = None,
                since: Optional[TimeLike] = None, until: Optional[TimeLike] = None,
                entities: Optional[Iterable[str]] = None, mode: str = "hybrid",
                recency_half_life: Any = None, diversity: Optional[float] = None,
-               as_of: Optional[TimeLike] = None, include_history: bool = False, include_archived: bool = False,
+               as_of: Optional[TimeLike] = None, include_history: bool = False,
+               include_archived: bool = False,
                vector_weight: float = 1.0, lexical_weight: float = 1.0, importance_weight: float = 0.5,
-               recency_weight: float = 0.5, now: Optional[TimeLike] = None) -> list[Hit]:
+               recency_weight: float = 0.5, now: Optional[TimeLike] = None, fusion: str = "rrf",
+               rrf_k: Optional[int] = None, candidates: Optional[int] = None) -> list[Hit]:
         """The ``k`` most relevant live memories of a namespace, best first.
 
         One C++ call with the GIL released: filters (session, kinds, time range, entities,
         validity, archive, expiry) are applied inside the vector search (an exact scan for small
-        namespaces, the HNSW walk with the filter for large ones) and inside BM25; the lists are
-        fused by reciprocal rank (``mode="hybrid"``), then scaled by recency (``recency_half_life``
-        seconds or a timedelta) and importance; ``diversity`` in (0, 1] applies MMR and drops
-        near-duplicates. Only facts valid now are returned unless ``as_of`` (valid then) or
-        ``include_history=True``. Each :class:`Hit` includes its :class:`Record`.
+        namespaces, the HNSW walk with the filter for large ones) and inside BM25. In
+        ``mode="hybrid"`` the two candidate lists (``candidates`` deep each, default
+        ``max(100, 5k)``) are fused:
+
+        - ``fusion="rrf"`` (default): ``vector_weight / (rrf_k + vector_rank) + lexical_weight /
+          (rrf_k + lexical_rank)``, a term dropping out when the record is not in that list;
+          ``rrf_k`` defaults to 10 (see ``benchmarks/RESULTS.md`` for why not the classic 60).
+        - ``fusion="relative"``: ``vector_weight * norm(similarity) + lexical_weight * norm(bm25)``,
+          each score min-max normalised over its own list's candidates (1 when they are all equal).
+
+        ``mode="vector"`` scores by similarity, ``mode="lexical"`` by BM25. The score is then
+        multiplied by the recency factor ``1 - recency_weight + recency_weight * 2**(-age /
+        recency_half_life)`` (when ``recency_half_life``, seconds or a timedelta, is given) and the
+        importance factor ``1 + importance_weight * (importance - 0.5)``. ``diversity`` in (0, 1]
+        applies MMR and drops near-duplicates (cosine >= 0.97 to a better hit). Only facts valid
+        now are returned unless ``as_of`` (valid then) or ``include_history=True``. Each
+        :class:`Hit` includes its :class:`Record`.
 
         >>> import tempfile, recallcore
         >>> with recallcore.Memory(tempfile.mkdtemp()) as m:
@@ -512,13 +526,21 @@ class Memory:
             _check_text(query, "query")
         qvec = self._query_vector(query, vector, mode)
         if not query and qvec is None:
-            raise ValueError("recall needs query text or a vector (an empty query with no vector matches nothing)")
+            raise ValueError("recall needs query text or a vector "
+                             "(an empty query with no vector matches nothing)")
         if diversity is not None and not (isinstance(diversity, (int, float)) and 0.0 <= diversity <= 1.0):
             raise ValueError(f"diversity must be within [0, 1], got {diversity!r}")
+        if fusion not in ("rrf", "relative"):
+            raise ValueError(f"fusion must be 'rrf' or 'relative', got {fusion!r}")
+        for opt_name, opt in (("rrf_k", rrf_k), ("candidates", candidates)):
+            if opt is not None and (isinstance(opt, bool) or not isinstance(opt, (int, np.integer))
+                                    or opt <= 0):
+                raise ValueError(f"{opt_name} must be a positive int, got {opt!r}")
         half_life = _ttl(recency_half_life) if recency_half_life is not None else 0.0
         args = {
-            "namespace": _check_name(namespace, "namespace"), "text": query or "", "vector": qvec, "k": int(k),
-            "mode": mode, "kinds": [_check_name(x, "kind") for x in ([kinds] if isinstance(kinds, str) else kinds or [])],
+            "namespace": _check_name(namespace, "namespace"), "text": query or "", "vector": qvec,
+            "k": int(k), "mode": mode,
+            "kinds": [_check_name(x, "kind") for x in ([kinds] if isinstance(kinds, str) else kinds or [])],
             "session": None if session is None else _check_name(session, "session"),
             "since": -math.inf if since is None else to_unix(since, name="since"),
             "until": math.inf if until is None else to_unix(until, name="until"),
@@ -527,8 +549,9 @@ class Memory:
             "include_history": bool(include_history), "include_archived": bool(include_archived),
             "recency_half_life": half_life, "recency_weight": float(recency_weight),
             "importance_weight": float(importance_weight), "diversity": float(diversity or 0.0),
-            "vector_weight": float(vector_weight), "lexical_weight": float(lexical_weight), "rrf_k": 60,
-            "candidates": 0, "ef": 0,
+            "vector_weight": float(vector_weight), "lexical_weight": float(lexical_weight), "fusion": fusion,
+            "rrf_k": None if rrf_k is None else int(rrf_k),
+            "candidates": None if candidates is None else int(candidates),
         }
         return [Hit._from_core(h, r) for h, r in self._store.recall(args)]
 
