@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Optional
 
+_new = object.__new__
+
 
 @dataclass(frozen=True)
 class Record:
@@ -59,19 +61,33 @@ class Record:
         """True when this version of a fact was current at Unix time ``t``."""
         return self.valid_from <= t < self.valid_to
 
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for attributes missing from the instance dict: ``metadata`` of a record built
+        # by _from_core, whose JSON is parsed on first access (most recall callers never read it).
+        if name == "metadata":
+            raw = self.__dict__.get("_metadata_json", "")
+            value = json.loads(raw) if raw else {}
+            object.__setattr__(self, "metadata", value)
+            return value
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
     @classmethod
     def _from_core(cls, t: tuple[Any, ...]) -> Record:
         (rid, text, summary, ns, session, kind, role, ts, importance, metadata, entities, tokens, summary_tokens,
          created, updated, valid_from, valid_to, expires_at, archived, repeats, supersedes, superseded_by, sources,
          has_vector) = t
-        return cls(
+        # Filled directly rather than through the frozen dataclass __init__ (which sets each of the 24
+        # fields through object.__setattr__): recall builds k of these per call. Same values.
+        r = _new(cls)
+        r.__dict__.update(
             id=rid, text=text, namespace=ns, session=session or None, kind=kind, role=role or None, ts=ts,
-            importance=importance, metadata=json.loads(metadata) if metadata else {}, entities=tuple(entities),
-            summary=summary or None, tokens=tokens, summary_tokens=summary_tokens, created=created, updated=updated,
-            valid_from=valid_from, valid_to=valid_to, expires_at=expires_at, archived=archived, repeats=repeats,
-            supersedes=supersedes or None, superseded_by=superseded_by or None, sources=tuple(sources),
-            has_vector=has_vector,
+            importance=importance, _metadata_json=metadata, entities=tuple(entities),
+            summary=summary or None, tokens=tokens, summary_tokens=summary_tokens, created=created,
+            updated=updated, valid_from=valid_from, valid_to=valid_to, expires_at=expires_at,
+            archived=archived, repeats=repeats, supersedes=supersedes or None, superseded_by=superseded_by or None,
+            sources=tuple(sources), has_vector=has_vector,
         )
+        return r
 
 
 @dataclass(frozen=True)
@@ -110,6 +126,8 @@ class Hit:
     @classmethod
     def _from_core(cls, hit: tuple[Any, ...], record: tuple[Any, ...]) -> Hit:
         rid, score, vrank, vsim, lrank, bm25, recency, importance = hit
-        return cls(id=rid, score=score, record=Record._from_core(record), vector_rank=vrank or None,
-                   vector_similarity=None if not vrank else vsim, lexical_rank=lrank or None,
-                   bm25=None if not lrank else bm25, recency=recency, importance=importance)
+        h = _new(cls)  # see Record._from_core
+        h.__dict__.update(id=rid, score=score, record=Record._from_core(record), vector_rank=vrank or None,
+                          vector_similarity=None if not vrank else vsim, lexical_rank=lrank or None,
+                          bm25=None if not lrank else bm25, recency=recency, importance=importance)
+        return h
