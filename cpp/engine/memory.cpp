@@ -228,7 +228,12 @@ void Memory::open_meta() {
     if (!options_.metric.empty() && options_.metric != metric_)
       throw InvalidArgument("this store was created with metric '" + metric_ + "', not '" + options_.metric + "'");
     metric_id_ = parse_metric(metric_);
-    options_.embedder = read("embedder");
+    // Read-only opens refuse a different embedder too: its vectors would not be comparable.
+    const std::string stored_embedder = read("embedder");
+    if (!options_.embedder.empty() && options_.embedder != stored_embedder)
+      throw InvalidArgument("this store was created with embedder '" + stored_embedder + "', not '" +
+                            options_.embedder + "'");
+    options_.embedder = stored_embedder;
     options_.token_counter = read("token_counter");
     return;
   }
