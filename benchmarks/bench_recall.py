@@ -49,13 +49,14 @@ VOCAB = 20_000
 # The most frequent ranks of the vocabulary are real English function words, as in English text
 # (where they make up about half of the tokens): the BM25 tokenizer drops them, so a 5-word query
 # keeps 2-3 content words, like a real question.
-STOPWORDS = (
+_STOPWORD_TEXT = (
     "the of and to a in is it you that he was for on are with as i his they be at one have this from or "
     "had by but some what there we can out other were all your when up use how said an each she which do "
     "their if will way about many then them would like so these her him has more could go come did my no "
     "most who over know than call first down been now find any new may part take get made where after back "
     "only me our under very through just also around another came must because does even here why well"
-).split()
+)
+STOPWORDS = _STOPWORD_TEXT.split()
 
 
 def make_vocab(rng: np.random.Generator) -> list[str]:
@@ -65,7 +66,8 @@ def make_vocab(rng: np.random.Generator) -> list[str]:
     out: set[str] = set()
     while len(out) < VOCAB - len(STOPWORDS):
         n = int(rng.integers(2, 5))
-        out.add("".join(cons[int(rng.integers(len(cons)))] + vows[int(rng.integers(len(vows)))] for _ in range(n)))
+        syllables = (cons[int(rng.integers(16))] + vows[int(rng.integers(5))] for _ in range(n))
+        out.add("".join(syllables))
     pseudo = sorted(out)
     rng.shuffle(pseudo)
     return list(STOPWORDS) + pseudo
@@ -171,12 +173,12 @@ def run_recallcore(w: Workload, path: Path, n_queries: int) -> dict[str, dict[st
         store = m._store
 
         def core(i: int) -> Any:
-            return store.recall({"namespace": w.q_ns[i], "text": w.q_texts[i], "vector": w.q_vectors[i], "k": K,
-                                 "mode": "hybrid", "kinds": [], "session": None, "since": -np.inf, "until": np.inf,
-                                 "entities": [], "now": 2e9, "as_of": None, "include_history": False,
-                                 "include_archived": False, "recency_half_life": 0.0, "recency_weight": 0.5,
-                                 "importance_weight": 0.5, "diversity": 0.0, "vector_weight": 1.0,
-                                 "lexical_weight": 1.0})
+            return store.recall({"namespace": w.q_ns[i], "text": w.q_texts[i], "vector": w.q_vectors[i],
+                                 "k": K, "mode": "hybrid", "kinds": [], "session": None, "since": -np.inf,
+                                 "until": np.inf, "entities": [], "now": 2e9, "as_of": None,
+                                 "include_history": False, "include_archived": False,
+                                 "recency_half_life": 0.0, "recency_weight": 0.5, "importance_weight": 0.5,
+                                 "diversity": 0.0, "vector_weight": 1.0, "lexical_weight": 1.0})
 
         out["recallcore hybrid, _core only"] = measure(core, n_queries)
     finally:
@@ -187,30 +189,52 @@ def run_recallcore(w: Workload, path: Path, n_queries: int) -> dict[str, dict[st
 # ----------------------------------------------------------------------------------------- peers
 
 
+def _sqlite_with_vec(db_file: Path) -> Any:
+    """A connection with sqlite-vec loaded: the stdlib sqlite3 when it can load extensions (many
+    Python builds cannot), else apsw."""
+    import sqlite3
+
+    import sqlite_vec
+
+    db = sqlite3.connect(db_file)
+    if hasattr(db, "enable_load_extension"):
+        db.enable_load_extension(True)
+        sqlite_vec.load(db)
+        db.enable_load_extension(False)
+        return db
+    db.close()
+    import apsw
+
+    conn = apsw.Connection(str(db_file))
+    conn.enable_load_extension(True)
+    conn.load_extension(sqlite_vec.loadable_path())
+    conn.enable_load_extension(False)
+    return conn
+
+
 def run_sqlite_vec(w: Workload, path: Path, n_queries: int) -> Optional[dict[str, dict[str, float]]]:
     try:
-        import sqlite3
-
         import sqlite_vec
     except ImportError:
         return None
-    db_file = path / "vec.db"
     path.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(db_file)
-    db.enable_load_extension(True)
-    sqlite_vec.load(db)
-    db.enable_load_extension(False)
-    have = db.execute("select count(*) from sqlite_master where name = 'mem'").fetchone()[0]
-    if have and db.execute("select count(*) from mem").fetchone()[0] != w.n:
+    try:
+        db = _sqlite_with_vec(path / "vec.db")
+    except ImportError:
+        print("  sqlite-vec: this Python's sqlite3 cannot load extensions and apsw is not installed")
+        return None
+    have = db.execute("select count(*) from sqlite_master where name = 'mem'").fetchall()[0][0]
+    if have and db.execute("select count(*) from mem").fetchall()[0][0] != w.n:
         db.execute("drop table mem")
         have = 0
     if not have:
         t0 = time.perf_counter()
         db.execute(f"create virtual table mem using vec0(user text partition key, embedding float[{DIM}], "
                    "+text text)")
-        with db:
-            db.executemany("insert into mem(rowid, user, embedding, text) values (?, ?, ?, ?)",
-                           ((i + 1, w.ns[i], w.vectors[i].tobytes(), w.texts[i]) for i in range(w.n)))
+        db.execute("begin")
+        db.executemany("insert into mem(rowid, user, embedding, text) values (?, ?, ?, ?)",
+                       [(i + 1, w.ns[i], w.vectors[i].tobytes(), w.texts[i]) for i in range(w.n)])
+        db.execute("commit")
         print(f"  sqlite-vec: built in {time.perf_counter() - t0:.1f} s", flush=True)
     sql = "select rowid, distance, text from mem where embedding match ? and k = ? and user = ?"
     qv = [v.tobytes() for v in w.q_vectors]
@@ -219,7 +243,7 @@ def run_sqlite_vec(w: Workload, path: Path, n_queries: int) -> Optional[dict[str
         return db.execute(sql, (qv[i], K, w.q_ns[i])).fetchall()
 
     assert len(query(0)) == K
-    res = {"sqlite-vec " + sqlite_vec.__version__: measure(query, n_queries)}
+    res = {f"sqlite-vec {sqlite_vec.__version__} ({type(db).__module__})": measure(query, n_queries)}
     db.close()
     return res
 
@@ -291,7 +315,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                     help="comma-separated N:namespaces store shapes")
     ap.add_argument("--queries", type=int, default=2000)
     ap.add_argument("--peers", default="sqlite-vec,chromadb,lancedb", help="comma-separated, or 'none'")
-    ap.add_argument("--workdir", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "rc-bench-recall")
+    ap.add_argument("--workdir", type=Path,
+                    default=Path(os.environ.get("TMPDIR", "/tmp")) / "rc-bench-recall")
     ap.add_argument("--profile", default="", help="N:namespaces: only loop hybrid recall (for py-spy)")
     args = ap.parse_args(argv)
 
@@ -311,7 +336,8 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     peers = [] if args.peers == "none" else [p.strip() for p in args.peers.split(",") if p.strip()]
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python "
-          f"{platform.python_version()}, recallcore SIMD {_core.simd_level() if hasattr(_core, 'simd_level') else '?'}; "
+          f"{platform.python_version()}, recallcore SIMD {_core.simd_level()}, load average "
+          f"{os.getloadavg()[0]:.1f}; "
           f"k={K}, dim={DIM}, {args.queries} queries per row, one per call, times in µs")
     for shape in args.sizes.split(","):
         n, n_ns = (int(x) for x in shape.split(":"))
@@ -330,7 +356,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             else:
                 rows.update(r)
         base = rows["recallcore hybrid"]["p50"]
-        print(f"\n| system | p50 | p90 | p99 | mean | p50 vs recallcore hybrid |\n| --- | ---: | ---: | ---: | ---: | ---: |")
+        print("\n| system | p50 | p90 | p99 | mean | p50 vs recallcore hybrid |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: |")
         for name, r in rows.items():
             print(f"| {name} | {r['p50']:.1f} | {r['p90']:.1f} | {r['p99']:.1f} | {r['mean']:.1f} | "
                   f"{r['p50'] / base:.1f}× |")
