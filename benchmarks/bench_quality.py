@@ -81,6 +81,20 @@ def parse_mode(mode: str) -> tuple[str, dict[str, Any]]:
     return m.group(1), opts
 
 
+def split_modes(spec: str) -> list[str]:
+    """Split a comma-separated list of modes, leaving the commas inside ``[...]`` alone."""
+    out, depth, cur = [], 0, ""
+    for ch in spec:
+        depth += (ch == "[") - (ch == "]")
+        if ch == "," and depth == 0:
+            out.append(cur.strip())
+            cur = ""
+        else:
+            cur += ch
+    out.append(cur.strip())
+    return [m for m in out if m]
+
+
 class ModeMemory:
     """A ``Memory`` whose ``recall(mode=...)`` understands option-carrying mode strings."""
 
@@ -141,7 +155,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     vectors = None
     if not args.no_vectors and (args.data / "index.json").exists():
         vectors = ev.load_realtalk_vectors(args.data)
-    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    modes = split_modes(args.modes)
     if args.variants:
         modes += [v for v in VARIANTS if v not in modes]
     for m in modes:
