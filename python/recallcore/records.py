@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from typing import Any, Optional
 
 _new = object.__new__
+_set = object.__setattr__
 
 
 @dataclass(frozen=True)
@@ -79,14 +80,15 @@ class Record:
         # Filled directly rather than through the frozen dataclass __init__ (which sets each of the 24
         # fields through object.__setattr__): recall builds k of these per call. Same values.
         r = _new(cls)
-        r.__dict__.update(
-            id=rid, text=text, namespace=ns, session=session or None, kind=kind, role=role or None, ts=ts,
-            importance=importance, _metadata_json=metadata, entities=tuple(entities),
-            summary=summary or None, tokens=tokens, summary_tokens=summary_tokens, created=created,
-            updated=updated, valid_from=valid_from, valid_to=valid_to, expires_at=expires_at,
-            archived=archived, repeats=repeats, supersedes=supersedes or None, superseded_by=superseded_by or None,
-            sources=tuple(sources), has_vector=has_vector,
-        )
+        _set(r, "__dict__", {
+            "id": rid, "text": text, "namespace": ns, "session": session or None, "kind": kind,
+            "role": role or None, "ts": ts, "importance": importance, "_metadata_json": metadata,
+            "entities": tuple(entities), "summary": summary or None, "tokens": tokens,
+            "summary_tokens": summary_tokens, "created": created, "updated": updated,
+            "valid_from": valid_from, "valid_to": valid_to, "expires_at": expires_at, "archived": archived,
+            "repeats": repeats, "supersedes": supersedes or None, "superseded_by": superseded_by or None,
+            "sources": tuple(sources), "has_vector": has_vector,
+        })
         return r
 
 
@@ -127,7 +129,9 @@ class Hit:
     def _from_core(cls, hit: tuple[Any, ...], record: tuple[Any, ...]) -> Hit:
         rid, score, vrank, vsim, lrank, bm25, recency, importance = hit
         h = _new(cls)  # see Record._from_core
-        h.__dict__.update(id=rid, score=score, record=Record._from_core(record), vector_rank=vrank or None,
-                          vector_similarity=None if not vrank else vsim, lexical_rank=lrank or None,
-                          bm25=None if not lrank else bm25, recency=recency, importance=importance)
+        _set(h, "__dict__", {
+            "id": rid, "score": score, "record": Record._from_core(record), "vector_rank": vrank or None,
+            "vector_similarity": None if not vrank else vsim, "lexical_rank": lrank or None,
+            "bm25": None if not lrank else bm25, "recency": recency, "importance": importance,
+        })
         return h
