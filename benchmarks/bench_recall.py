@@ -35,6 +35,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("LANCE_LOG", "error")  # lancedb logs a deprecation warning per query otherwise
 sys.path.insert(0, str(ROOT / "python"))
 
 import recallcore  # noqa: E402
@@ -281,7 +282,7 @@ def run_lancedb(w: Workload, path: Path, n_queries: int) -> Optional[dict[str, d
     except ImportError:
         return None
     db = lancedb.connect(str(path / "lance"))
-    names = db.table_names() if hasattr(db, "table_names") else []
+    names = list(db.list_tables().tables) if hasattr(db, "list_tables") else db.table_names()
     tbl = db.open_table("mem") if "mem" in names else None
     if tbl is None or tbl.count_rows() != w.n:
         t0 = time.perf_counter()

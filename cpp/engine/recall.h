@@ -45,7 +45,7 @@ struct RecallQuery {
   // RRF's constant. 60 (Cormack et al. 2009) was set for fusing 1000-deep TREC runs; a memory
   // namespace yields lists of a few hundred at most and callers want ~10 results, so a small
   // constant lets the top ranks of either list count (chosen on REALTALK conversations 0-4:
-  // R@10 is flat for 2..10 and falls from 15 on; see benchmarks/RESULTS.md).
+  // R@10 is flat for 1..10 and falls from 15 on; see benchmarks/RESULTS.md).
   std::size_t rrf_k = 10;
   // Per list; 0: max(kDefaultCandidates, 5 * k). Fusion sees only these, so deeper lists let a
   // record ranked modestly by both searches surface (R@10 rose from 50 to 100, flat beyond).
