@@ -241,7 +241,7 @@ void Memory::open_meta() {
     check_or_set(&txn, "dim", dim_s, options_.dim ? std::to_string(options_.dim) : "", "0", "dim");
     check_or_set(&txn, "metric", metric_, options_.metric, "cosine", "metric");
     check_or_set(&txn, "embedder", embedder, options_.embedder, "", "embedder");
-    check_or_set(&txn, "token_counter", counter, options_.token_counter, "estimate", "token counter");
+    check_or_set(&txn, "token_counter", counter, options_.token_counter, "estimate-cl100k", "token counter");
     dim_ = std::stoul(dim_s);
     options_.embedder = embedder;
     options_.token_counter = counter;
