@@ -118,8 +118,7 @@ def _as_vector(vector: Any, dim: int) -> np.ndarray:
         raise ValueError("this store is text-only (created without dim): vectors are not accepted")
     if arr.shape[0] != dim:
         raise ValueError(f"vector has {arr.shape[0]} dimensions; this store's dim is {dim}")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError("vector contains NaN or infinity")
+    # NaN/inf are rejected by the core, before anything is written.
     return np.ascontiguousarray(arr)
 
 
