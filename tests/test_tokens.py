@@ -265,3 +265,30 @@ def test_foreign_latin_text_costs_more_per_word_than_english():
     english = _core.estimate_tokens("we will meet at the station tomorrow morning before work")
     german = _core.estimate_tokens("wir treffen uns morgen früh vor der Arbeit am Bahnhof")
     assert german > english
+
+
+class _FakeEncoding:
+    def __init__(self, ids: list[int]) -> None:
+        self.ids = ids
+
+
+class _FakeHFTokenizer:
+    """Quacks like tokenizers.Tokenizer: one id per whitespace-separated word."""
+
+    def encode(self, text: str, add_special_tokens: bool = True) -> _FakeEncoding:
+        assert add_special_tokens is False
+        return _FakeEncoding(list(range(len(text.split()))))
+
+    def encode_batch(self, texts: list[str], add_special_tokens: bool = True) -> list[_FakeEncoding]:
+        return [self.encode(t, add_special_tokens=add_special_tokens) for t in texts]
+
+
+def test_hf_counter_wraps_a_tokenizer_object_without_special_tokens():
+    c = tokens.HFTokenizerCounter(_FakeHFTokenizer(), name="fake-words")
+    assert c.name == "hf:fake-words"
+    assert c.count("a b c") == 3
+    assert c.count_many(["a", "a b", ""]) == [1, 2, 0]
+    with pytest.raises(ValueError, match="give name"):
+        tokens.HFTokenizerCounter(_FakeHFTokenizer())
+    with pytest.raises(TypeError):
+        tokens.HFTokenizerCounter(object(), name="x")
