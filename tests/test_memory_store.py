@@ -298,3 +298,17 @@ def test_snapshot_is_used_and_corrupt_snapshot_is_rebuilt(tmp_path):
     with Memory(tmp_path / "s") as m:
         assert m.stats()["records"] == 20
         assert all(v == 0 for k, v in m.verify().items() if k != "lmdb_records")
+
+
+def test_corrupt_lexical_snapshot_is_rebuilt_from_lmdb(tmp_path):
+    with Memory(tmp_path / "s") as m:
+        for i in range(30):
+            m.add(f"note {i} about kilns and glaze", namespace="n")
+        m.add("the passport expires in june", namespace="n")
+    lex = tmp_path / "s" / "lexical.idx"
+    data = bytearray(lex.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    lex.write_bytes(bytes(data))
+    with Memory(tmp_path / "s") as m:
+        hits = m.recall("passport", namespace="n", k=1, mode="lexical")
+        assert hits[0].text == "the passport expires in june"

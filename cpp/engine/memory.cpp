@@ -157,6 +157,10 @@ void Memory::close() {
     checkpointer_.join();
   }
   stop_indexer();
+  {
+    std::lock_guard g(lex_mu_);
+    if (lex_loader_.joinable()) lex_loader_.join();
+  }
   std::exception_ptr err;
   try {
     if (!options_.readonly && env_) {
@@ -476,7 +480,7 @@ void Memory::apply_locked(std::vector<Pending>& changes) {
     if (c.removed) {
       if (row.live) {
         drop_vector_locked(c.id);
-        lex_->remove(c.id);
+        lexical().remove(c.id);
         removed_any = true;
       }
       row.live = false;
@@ -485,7 +489,7 @@ void Memory::apply_locked(std::vector<Pending>& changes) {
     if (!row.live) ns_ids_[c.h.ns].push_back(c.id);
     row.h = c.h;
     row.live = true;
-    lex_->add(c.h.ns, c.id, c.text);
+    lexical().add(c.h.ns, c.id, c.text);
     // Vectors go to the pending tail: searchable now (exact scan), in the graph soon (indexer).
     if (!c.vector.empty()) queue_vector_locked(c.id, c.seq, c.vector.data());
   }
@@ -553,6 +557,27 @@ void Memory::catch_up_locked() {
   applied_seq_.store(last);
 }
 
+text::Bm25Index& Memory::lexical() {
+  std::lock_guard g(lex_mu_);
+  if (lex_loader_.joinable()) {
+    lex_loader_.join();
+    if (!lex_failed_ && lex_loaded_) {
+      lex_ = std::move(lex_loaded_);
+    } else {
+      // The snapshot's lexical image was unreadable: rebuild it from LMDB (texts of live records).
+      auto fresh = std::make_unique<text::Bm25Index>();
+      storage::Env::Reader reader(*env_);
+      for (std::uint64_t id = 0; id < rows_.size(); ++id) {
+        if (!rows_[id].live) continue;
+        std::string_view bytes;
+        if (reader.txn().get(records_, id_key(id), &bytes)) fresh->add(rows_[id].h.ns, id, lexical_text(decode_record(id, bytes)));
+      }
+      lex_ = std::move(fresh);
+    }
+  }
+  return *lex_;
+}
+
 hnsw::Config Memory::index_config() const {
   hnsw::Config c;
   c.dim = dim_ == 0 ? 1 : dim_;  // a text-only store keeps an empty index of dim 1
@@ -573,7 +598,12 @@ void Memory::rebuild_locked() {
   pend_vecs_.clear();
   pend_pos_.clear();
   graph_dead_.clear();
-  lex_ = std::make_unique<text::Bm25Index>();
+  {
+    std::lock_guard g(lex_mu_);
+    if (lex_loader_.joinable()) lex_loader_.join();  // superseded by the rebuild
+    lex_loaded_.reset();
+    lex_ = std::make_unique<text::Bm25Index>();
+  }
   rows_.clear();
   ns_ids_.clear();
   storage::Env::Reader reader(*env_);
@@ -906,7 +936,7 @@ Stats Memory::stats() {
   s.pending_vectors = pend_.size();
   s.indexed_vectors = vec_->size();
   s.index_bytes = vec_->stats().memory_bytes;
-  s.lexical_docs = lex_->size();
+  s.lexical_docs = lexical().size();
   std::unordered_map<std::uint64_t, std::uint64_t> counts;  // ns << 32 | kind
   for (const auto& [ns, ids] : ns_ids_) {
     (void)ns;

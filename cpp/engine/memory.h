@@ -199,6 +199,13 @@ class Memory {
   std::unordered_map<std::uint32_t, std::vector<std::uint64_t>> ns_ids_;
   std::unique_ptr<hnsw::Index> vec_;  // vectors of live records (dim > 0)
   std::unique_ptr<text::Bm25Index> lex_;  // text + entity names of live records, one partition per namespace
+  // A snapshot's lexical index is deserialised on a thread started by open, so a cold open and its
+  // first vector query do not wait for it; lexical() joins it on first use.
+  text::Bm25Index& lexical();
+  std::mutex lex_mu_;
+  std::thread lex_loader_;
+  std::unique_ptr<text::Bm25Index> lex_loaded_;
+  bool lex_failed_ = false;
   std::atomic<std::uint64_t> applied_seq_{0};
   std::atomic<std::uint64_t> snapshot_seq_{0};
 

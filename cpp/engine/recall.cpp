@@ -124,7 +124,7 @@ std::vector<RecallResult> Memory::recall(const RecallQuery& q) {
       vhits = vector_candidates(q.vector, ncand, std::max(q.ef, ncand), nullptr, pred);
     }
   }
-  if (want_lex) lhits = lex_->search(pred.ns, q.text, ncand, &pred);
+  if (want_lex) lhits = lexical().search(pred.ns, q.text, ncand, &pred);
 
   std::unordered_map<std::uint64_t, RecallHit> fused;
   fused.reserve(vhits.size() + lhits.size());

@@ -109,7 +109,7 @@ void Memory::write_snapshot() {
   }
   std::string lex(8, '\0');
   std::memcpy(lex.data(), &stamp, 8);
-  lex += lex_->serialize();
+  lex += lexical().serialize();
   write_atomically(lexical_path(options_.path), lex);
   write_atomically(rows_path(options_.path), bytes);
   snapshot_seq_.store(stamp);
@@ -165,25 +165,20 @@ bool Memory::load_snapshot_locked() {
   } else {
     vec = std::make_unique<hnsw::Index>(index_config());
   }
-  std::unique_ptr<text::Bm25Index> lex;
+  std::string lex_bytes;
   {
     std::error_code ec;
     const auto lp = lexical_path(options_.path);
     const auto n = std::filesystem::file_size(lp, ec);
     if (ec || n < 8) return false;
-    std::string bytes(n, '\0');
+    lex_bytes.resize(n);
     FILE* f = std::fopen(lp.c_str(), "rb");
     if (f == nullptr) return false;
-    const std::size_t got = std::fread(bytes.data(), 1, n, f);
+    const std::size_t got = std::fread(lex_bytes.data(), 1, n, f);
     std::fclose(f);
     std::uint64_t lstamp;
-    std::memcpy(&lstamp, bytes.data(), 8);
+    std::memcpy(&lstamp, lex_bytes.data(), 8);
     if (got != n || lstamp != h.stamp) return false;
-    try {
-      lex = std::make_unique<text::Bm25Index>(text::Bm25Index::deserialize(std::string_view(bytes).substr(8)));
-    } catch (const std::exception&) {
-      return false;
-    }
   }
   std::vector<Row> rows;
   std::unordered_map<std::uint32_t, std::vector<std::uint64_t>> ns_ids;
@@ -206,7 +201,20 @@ bool Memory::load_snapshot_locked() {
   rows_ = std::move(rows);
   ns_ids_ = std::move(ns_ids);
   vec_ = std::move(vec);
-  lex_ = std::move(lex);
+  {
+    std::lock_guard g(lex_mu_);
+    if (lex_loader_.joinable()) lex_loader_.join();
+    lex_.reset();
+    lex_loaded_.reset();
+    lex_failed_ = false;
+    lex_loader_ = std::thread([this, bytes = std::move(lex_bytes)] {
+      try {
+        lex_loaded_ = std::make_unique<text::Bm25Index>(text::Bm25Index::deserialize(std::string_view(bytes).substr(8)));
+      } catch (...) {
+        lex_failed_ = true;  // lexical() rebuilds it from LMDB
+      }
+    });
+  }
   pend_.clear();
   pend_vecs_.clear();
   pend_pos_.clear();
