@@ -312,3 +312,17 @@ def test_corrupt_lexical_snapshot_is_rebuilt_from_lmdb(tmp_path):
     with Memory(tmp_path / "s") as m:
         hits = m.recall("passport", namespace="n", k=1, mode="lexical")
         assert hits[0].text == "the passport expires in june"
+
+
+def test_readonly_store_refuses_writes(tmp_path):
+    Memory(tmp_path / "s").close()
+    with Memory(tmp_path / "s", readonly=True) as m:
+        with pytest.raises(recallcore.StoreError, match="read-only"):
+            m.add("x")
+        assert m.stats()["records"] == 0
+
+
+def test_readonly_open_of_a_missing_store_creates_nothing(tmp_path):
+    with pytest.raises(recallcore.StoreError, match="no store"):
+        Memory(tmp_path / "missing", readonly=True)
+    assert not (tmp_path / "missing").exists()
