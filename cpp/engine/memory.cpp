@@ -810,6 +810,39 @@ std::vector<RecordOut> Memory::entity(const std::string& ns, const std::string& 
   return out;
 }
 
+std::vector<RecordOut> Memory::select_kinds(const std::string& ns, const std::vector<std::string>& kinds,
+                                            double valid_at, double now, bool include_history, std::size_t limit) {
+  ensure_open();
+  sync();
+  std::shared_lock lock(state_mu_);
+  storage::Env::Reader reader(*env_);
+  Txn& txn = reader.txn();
+  std::vector<RecordOut> out;
+  const std::uint32_t nsid = names_->find(txn, NameKind::ns, ns);
+  if (nsid == 0) return out;
+  std::vector<std::uint32_t> kids;
+  for (const auto& k : kinds)
+    if (std::uint32_t id = names_->find(txn, NameKind::kind, k)) kids.push_back(id);
+  auto it = ns_ids_.find(nsid);
+  if (kids.empty() || it == ns_ids_.end()) return out;
+  std::vector<std::pair<double, std::uint64_t>> picked;
+  for (auto id : it->second) {
+    const Row& r = rows_[id];
+    if (!r.live || std::find(kids.begin(), kids.end(), r.h.kind) == kids.end()) continue;
+    if (!include_history && !(r.h.valid_from <= valid_at && valid_at < r.h.valid_to)) continue;
+    if ((r.h.flags & kArchived) || r.h.expires_at <= now) continue;
+    picked.emplace_back(r.h.ts, id);
+  }
+  std::sort(picked.begin(), picked.end());
+  if (picked.size() > limit) picked.erase(picked.begin(), picked.end() - long(limit));  // keep the newest
+  for (const auto& [ts, id] : picked) {
+    (void)ts;
+    std::string_view bytes;
+    if (txn.get(records_, id_key(id), &bytes)) out.push_back(resolve(txn, decode_record(id, bytes)));
+  }
+  return out;
+}
+
 // ---------------------------------------------------------------------------------------------------
 // State: small JSON values per namespace, written transactionally
 

@@ -110,6 +110,11 @@ class Memory {
   ListPage list(const std::string& ns, const std::optional<std::string>& kind, double since, double until,
                 std::size_t limit, const std::string& cursor);
   std::vector<RecordOut> entity(const std::string& ns, const std::string& name);
+  // Live records of a namespace whose kind is one of `kinds`, valid at `valid_at` (unless
+  // include_history), not archived, not expired at `now`; in time order. Uses the in-memory table,
+  // so it costs O(namespace) comparisons, not a scan of LMDB.
+  std::vector<RecordOut> select_kinds(const std::string& ns, const std::vector<std::string>& kinds, double valid_at,
+                                      double now, bool include_history, std::size_t limit);
 
   std::optional<std::string> state_get(const std::string& ns, const std::string& key);
   void state_set(const std::string& ns, const std::string& key, const std::string& json);

@@ -315,6 +315,11 @@ void register_store(py::module_& m) {
       .def("history", &Store::history)
       .def("list", &Store::list)
       .def("entity", &Store::entity)
+      .def("select_kinds", [](Store& s, const std::string& ns, const std::vector<std::string>& kinds, double valid_at,
+                              double now, bool include_history, std::size_t limit) {
+        auto rs = no_gil([&] { return s.m().select_kinds(ns, kinds, valid_at, now, include_history, limit); });
+        return records_list(rs);
+      })
       .def("recall", &Store::recall)
       .def("state_get", [](Store& s, const std::string& ns, const std::string& key) -> py::object {
         std::optional<std::string> v = no_gil([&] { return s.m().state_get(ns, key); });

@@ -122,10 +122,6 @@ def _render(record: Record, section: str, body: str, template: Optional[str]) ->
                            namespace=record.namespace)
 
 
-def _valid_now(r: Record, now: float) -> bool:
-    return r.valid_from <= now < r.valid_to and not r.archived and r.expires_at > now
-
-
 def build_context(memory: Memory, query: Optional[str], *, budget: int, vector: Any, namespace: str,
                   session: Optional[str], recent_turns: int, pinned: Iterable[str], k: int, order: str,
                   template: Optional[str], as_of: Any, include_history: bool, now: float,
@@ -156,9 +152,17 @@ def build_context(memory: Memory, query: Optional[str], *, budget: int, vector: 
             sec_rows.append((e[0], e[2], e[4], e[1].role if e[1] is not None else None, e[1], e[6]))
         rows.append(sec_rows)
 
+    prefix_cache: dict[str, int] = {}
+
+    def prefix_count(prefix: str) -> int:
+        n = prefix_cache.get(prefix)
+        if n is None:
+            n = prefix_cache[prefix] = count(prefix)
+        return n
+
     def record_entry(r: Record, section: str, score: float) -> tuple[Any, ...]:
         full = _render(r, section, r.text, template)
-        prefix_tokens = count(full) - r.tokens if template is not None else count(_prefix(r, section, None))
+        prefix_tokens = count(full) - r.tokens if template is not None else prefix_count(_prefix(r, section, None))
         summary = _render(r, section, r.summary, template) if r.summary else ""
         return (r.id, r, full, r.tokens + max(0, prefix_tokens), summary,
                 (r.summary_tokens + max(0, prefix_tokens)) if r.summary else 0, score, r.ts)
@@ -174,18 +178,13 @@ def build_context(memory: Memory, query: Optional[str], *, budget: int, vector: 
     # 2. pinned kinds
     pinned_kinds = [p for p in pinned if p != "state"]
     if pinned_kinds:
-        entries = []
         t_valid = now if as_of is None else as_of
-        for kind in pinned_kinds:
-            cursor = None
-            while True:
-                page, cursor = memory.list(namespace, kind=kind, limit=500, cursor=cursor)
-                for r in page:
-                    if (include_history or _valid_now(r, t_valid)) and r.id not in taken:
-                        entries.append(record_entry(r, "pinned", r.importance))
-                        taken.add(r.id)
-                if cursor is None:
-                    break
+        rows_ = memory._store.select_kinds(namespace, list(pinned_kinds), t_valid, now, include_history, 1000)
+        entries = []
+        for t in rows_:
+            r = Record._from_core(t)
+            entries.append(record_entry(r, "pinned", r.importance))
+            taken.add(r.id)
         add_section("pinned", entries, pinned_=True, priority=-1)
     # 3. recent turns of the session
     if recent_turns > 0:
