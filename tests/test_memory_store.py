@@ -326,3 +326,27 @@ def test_readonly_open_of_a_missing_store_creates_nothing(tmp_path):
     with pytest.raises(recallcore.StoreError, match="no store"):
         Memory(tmp_path / "missing", readonly=True)
     assert not (tmp_path / "missing").exists()
+
+
+FORK_EXIT = r"""
+import os, sys, tempfile
+import numpy as np
+import recallcore
+m = recallcore.Memory(tempfile.mkdtemp(), dim=4)
+m.add("x", vector=np.ones(4, np.float32))
+pid = os.fork()
+if pid == 0:
+    sys.exit(0)  # a normal exit: finalizers run on the parent's Memory object; they must not hang
+_, status = os.waitpid(pid, 0)
+print(os.WEXITSTATUS(status), m.get(1).text)
+m.close()
+"""
+
+
+def test_a_forked_child_exits_cleanly_while_holding_the_parents_store():
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-c", FORK_EXIT], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["0", "x"]

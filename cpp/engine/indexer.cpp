@@ -131,13 +131,14 @@ void Memory::indexer_loop() {
 }
 
 void Memory::stop_indexer() {
-  if (!indexer_.joinable()) return;
+  if (!indexer_) return;
   {
     std::lock_guard lk(idx_mu_);
     idx_stop_ = true;
   }
   idx_cv_.notify_all();
-  indexer_.join();
+  indexer_->join();
+  indexer_.reset();
 }
 
 bool Memory::vector_of(std::uint64_t id, float* out) const {

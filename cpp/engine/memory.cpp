@@ -134,8 +134,9 @@ Memory::Memory(const MemoryOptions& options) : options_(options) {
     std::lock_guard sync(sync_mu_);
     catch_up_locked();
   }
-  indexer_ = std::thread([this] { indexer_loop(); });
-  if (!options_.readonly && options_.checkpoint_every > 0) checkpointer_ = std::thread([this] { checkpointer_loop(); });
+  indexer_ = std::make_unique<std::thread>([this] { indexer_loop(); });
+  if (!options_.readonly && options_.checkpoint_every > 0)
+    checkpointer_ = std::make_unique<std::thread>([this] { checkpointer_loop(); });
 }
 
 Memory::~Memory() {
@@ -148,18 +149,21 @@ Memory::~Memory() {
 
 void Memory::close() {
   if (closed_) return;
-  if (checkpointer_.joinable()) {
+  if (forked()) throw StoreError("this store was opened in another process (before fork()); it cannot be closed here");
+  if (checkpointer_) {
     {
       std::lock_guard lk(ck_mu_);
       ck_stop_ = true;
     }
     ck_cv_.notify_all();
-    checkpointer_.join();
+    checkpointer_->join();
+    checkpointer_.reset();
   }
   stop_indexer();
   {
     std::lock_guard g(lex_mu_);
-    if (lex_loader_.joinable()) lex_loader_.join();
+    if (lex_loader_) lex_loader_->join();
+    lex_loader_.reset();
   }
   std::exception_ptr err;
   try {
@@ -341,14 +345,7 @@ std::vector<std::uint64_t> Memory::add(const std::vector<NewRecord>& items) {
         log_change(txn, ++seq, kOpUpdate, old.id);
         r.h.valid_from = it.ts;
         r.h.supersedes = old.id;
-        changes.push_back(Pending{seq, old.id, false, old.h, lexical_text(old), {}});
-        if (old.h.flags & kHasVector) {
-          std::string_view vb;
-          if (txn.get(vectors_, id_key(old.id), &vb)) {
-            changes.back().vector.resize(dim_);
-            std::memcpy(changes.back().vector.data(), vb.data(), dim_ * 4);
-          }
-        }
+        changes.push_back(Pending{seq, old.id, false, old.h, lexical_text(old), {}});  // vector unchanged
       }
       txn.put(records_, id_key(r.id), encode_record(r), MDB_APPEND);
       if (it.vector != nullptr)
@@ -413,13 +410,7 @@ void Memory::update(std::uint64_t id, const RecordPatch& patch) {
       r.h.flags |= kHasVector;
       txn.put(vectors_, id_key(id), std::string_view(reinterpret_cast<const char*>(patch.vector), dim_ * 4));
       vec.assign(patch.vector, patch.vector + dim_);
-    } else if (r.h.flags & kHasVector) {
-      std::string_view vb;
-      if (txn.get(vectors_, id_key(id), &vb)) {
-        vec.resize(dim_);
-        std::memcpy(vec.data(), vb.data(), dim_ * 4);
-      }
-    }
+    }  // else: the vector is unchanged and stays where it is indexed
     txn.put(records_, id_key(id), encode_record(r));
     put_secondary(txn, r);
     seq0 = meta_u64(txn, "seq", 0);
@@ -559,8 +550,9 @@ void Memory::catch_up_locked() {
 
 text::Bm25Index& Memory::lexical() {
   std::lock_guard g(lex_mu_);
-  if (lex_loader_.joinable()) {
-    lex_loader_.join();
+  if (lex_loader_) {
+    lex_loader_->join();
+    lex_loader_.reset();
     if (!lex_failed_ && lex_loaded_) {
       lex_ = std::move(lex_loaded_);
     } else {
@@ -600,7 +592,8 @@ void Memory::rebuild_locked() {
   graph_dead_.clear();
   {
     std::lock_guard g(lex_mu_);
-    if (lex_loader_.joinable()) lex_loader_.join();  // superseded by the rebuild
+    if (lex_loader_) lex_loader_->join();  // superseded by the rebuild
+    lex_loader_.reset();
     lex_loaded_.reset();
     lex_ = std::make_unique<text::Bm25Index>();
   }

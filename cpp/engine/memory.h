@@ -97,6 +97,9 @@ class Memory {
   Memory& operator=(const Memory&) = delete;
 
   void close();  // checkpoints (unless read-only) and releases the environment; idempotent
+  // True in a child of fork(). The parent's threads are gone there and its condition variables may
+  // have waiters forever, so the owner must leak (not destroy) a Memory in that case.
+  bool forked() const { return env_ != nullptr && env_->forked(); }
   bool closed() const { return closed_; }
 
   std::vector<std::uint64_t> add(const std::vector<NewRecord>& items);
@@ -208,7 +211,7 @@ class Memory {
   // first vector query do not wait for it; lexical() joins it on first use.
   text::Bm25Index& lexical();
   std::mutex lex_mu_;
-  std::thread lex_loader_;
+  std::unique_ptr<std::thread> lex_loader_;
   std::unique_ptr<text::Bm25Index> lex_loaded_;
   bool lex_failed_ = false;
   std::atomic<std::uint64_t> applied_seq_{0};
@@ -226,12 +229,12 @@ class Memory {
   std::vector<std::uint64_t> graph_dead_;  // ids to remove from the graph (deleted or replaced)
   std::uint64_t graph_gen_ = 0;
   std::mutex graph_mu_;
-  std::thread indexer_;
+  std::unique_ptr<std::thread> indexer_;
   std::mutex idx_mu_;
   std::condition_variable idx_cv_;
   bool idx_stop_ = false;
 
-  std::thread checkpointer_;
+  std::unique_ptr<std::thread> checkpointer_;
   std::mutex ck_mu_;
   std::condition_variable ck_cv_;
   bool ck_stop_ = false;

@@ -203,11 +203,11 @@ bool Memory::load_snapshot_locked() {
   vec_ = std::move(vec);
   {
     std::lock_guard g(lex_mu_);
-    if (lex_loader_.joinable()) lex_loader_.join();
+    if (lex_loader_) lex_loader_->join();
     lex_.reset();
     lex_loaded_.reset();
     lex_failed_ = false;
-    lex_loader_ = std::thread([this, bytes = std::move(lex_bytes)] {
+    lex_loader_ = std::make_unique<std::thread>([this, bytes = std::move(lex_bytes)] {
       try {
         lex_loaded_ = std::make_unique<text::Bm25Index>(text::Bm25Index::deserialize(std::string_view(bytes).substr(8)));
       } catch (...) {

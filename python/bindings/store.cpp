@@ -55,6 +55,14 @@ class Store {
     m_ = std::make_unique<Memory>(o);
   }
 
+  ~Store() {
+    // In a child of fork() the parent's store must be neither closed nor destroyed (its threads do
+    // not exist here and its locks and condition variables may be held forever): leak it.
+    if (m_ && m_->forked()) (void)m_.release();
+  }
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
   Memory& m() {
     if (!m_) throw StoreError("the store is closed");
     return *m_;
@@ -273,6 +281,10 @@ class Store {
 
   void close() {
     if (!m_) return;
+    if (m_->forked()) {
+      (void)m_.release();  // see ~Store
+      return;
+    }
     py::gil_scoped_release release;
     std::unique_ptr<Memory> m = std::move(m_);
     m->close();
