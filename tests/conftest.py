@@ -8,7 +8,20 @@ from pathlib import Path
 import pytest
 
 _here = Path(__file__).resolve().parent
-DATA_DIR = Path(os.environ.get("RECALLCORE_DATA", _here.parent.parent / "shared" / "data"))
+
+
+def _find_data() -> Path:
+    if "RECALLCORE_DATA" in os.environ:
+        return Path(os.environ["RECALLCORE_DATA"])
+    # ../shared/data beside the checkout (or beside any parent of it, e.g. from a git worktree).
+    for parent in _here.parents:
+        candidate = parent / "shared" / "data"
+        if candidate.is_dir():
+            return candidate
+    return _here.parent.parent / "shared" / "data"
+
+
+DATA_DIR = _find_data()
 
 
 @pytest.fixture(scope="session")

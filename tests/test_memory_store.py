@@ -298,3 +298,55 @@ def test_snapshot_is_used_and_corrupt_snapshot_is_rebuilt(tmp_path):
     with Memory(tmp_path / "s") as m:
         assert m.stats()["records"] == 20
         assert all(v == 0 for k, v in m.verify().items() if k != "lmdb_records")
+
+
+def test_corrupt_lexical_snapshot_is_rebuilt_from_lmdb(tmp_path):
+    with Memory(tmp_path / "s") as m:
+        for i in range(30):
+            m.add(f"note {i} about kilns and glaze", namespace="n")
+        m.add("the passport expires in june", namespace="n")
+    lex = tmp_path / "s" / "lexical.idx"
+    data = bytearray(lex.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    lex.write_bytes(bytes(data))
+    with Memory(tmp_path / "s") as m:
+        hits = m.recall("passport", namespace="n", k=1, mode="lexical")
+        assert hits[0].text == "the passport expires in june"
+
+
+def test_readonly_store_refuses_writes(tmp_path):
+    Memory(tmp_path / "s").close()
+    with Memory(tmp_path / "s", readonly=True) as m:
+        with pytest.raises(recallcore.StoreError, match="read-only"):
+            m.add("x")
+        assert m.stats()["records"] == 0
+
+
+def test_readonly_open_of_a_missing_store_creates_nothing(tmp_path):
+    with pytest.raises(recallcore.StoreError, match="no store"):
+        Memory(tmp_path / "missing", readonly=True)
+    assert not (tmp_path / "missing").exists()
+
+
+FORK_EXIT = r"""
+import os, sys, tempfile
+import numpy as np
+import recallcore
+m = recallcore.Memory(tempfile.mkdtemp(), dim=4)
+m.add("x", vector=np.ones(4, np.float32))
+pid = os.fork()
+if pid == 0:
+    sys.exit(0)  # a normal exit: finalizers run on the parent's Memory object; they must not hang
+_, status = os.waitpid(pid, 0)
+print(os.WEXITSTATUS(status), m.get(1).text)
+m.close()
+"""
+
+
+def test_a_forked_child_exits_cleanly_while_holding_the_parents_store():
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-c", FORK_EXIT], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["0", "x"]

@@ -70,3 +70,43 @@ def test_readers_in_other_processes_see_every_commit(tmp_path):
     for seen, errors in outcomes:
         assert errors == []
         assert seen == N
+
+
+def grower(path: str, q, ready) -> None:
+    with Memory(path, dim=8, map_size=1 << 20) as m:
+        ready.wait()
+        for i in range(6):
+            ids = m.add_many([{"text": f"grow {i} {j} " + "x" * 1500, "namespace": "g", "vector": vec(j)}
+                              for j in range(300)])
+            q.put((ids[-1], m.stats()["map_bytes"]))
+        q.put(None)
+
+
+def small_map_reader(path: str, q, results, ready) -> None:
+    errors = []
+    with Memory(path, readonly=True, map_size=1 << 20) as m:
+        ready.wait()
+        while (item := q.get()) is not None:
+            rid, map_bytes = item
+            r = m.get(rid)  # the writer's map has grown past ours: this must adopt it (MDB_MAP_RESIZED)
+            if r is None or not r.text.startswith("grow"):
+                errors.append(f"get({rid}) after the map grew to {map_bytes} -> {r}")
+        results.put((m.stats()["records"], errors))
+
+
+@pytest.mark.slow
+def test_reader_adopts_a_map_grown_by_another_process(tmp_path):
+    path = str(tmp_path / "store")
+    Memory(path, dim=8, map_size=1 << 20).close()
+    ctx = mp.get_context("spawn")
+    q, results, ready = ctx.Queue(), ctx.Queue(), ctx.Barrier(2)
+    r = ctx.Process(target=small_map_reader, args=(path, q, results, ready))
+    w = ctx.Process(target=grower, args=(path, q, ready))
+    r.start()
+    w.start()
+    w.join(120)
+    records, errors = results.get(timeout=120)
+    r.join(30)
+    assert w.exitcode == 0 and r.exitcode == 0
+    assert errors == []
+    assert records == 1800

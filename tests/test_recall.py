@@ -329,10 +329,19 @@ def test_results_identical_after_reopen(tmp_path: Path) -> None:
         m.add_many([{"text": sentence(prng), "namespace": "a" if i % 4 else "b", "vector": vecs[i],
                      "ts": NOW - 3600 * i} for i in range(200)])
         before = run(m)
+    def same(after: list[list[tuple[int, float, Any, Any]]]) -> None:
+        # Ids, order and ranks exactly; scores to float rounding (a vector written moments before
+        # may be scored from the store's pending copy, after reopen from the index: the same
+        # cosine, summed in a different order).
+        assert [[(i, vr, lr) for i, _, vr, lr in hits] for hits in after] == \
+            [[(i, vr, lr) for i, _, vr, lr in hits] for hits in before]
+        for a, b in zip(after, before):
+            assert [x[1] for x in a] == pytest.approx([x[1] for x in b], rel=1e-5, abs=1e-7)
+
     with recallcore.Memory(path) as m:
-        assert run(m) == before
+        same(run(m))
     with recallcore.Memory(path, readonly=True) as m:
-        assert run(m) == before
+        same(run(m))
 
 
 def test_hits_include_their_records(store: Any) -> None:

@@ -134,7 +134,9 @@ Memory::Memory(const MemoryOptions& options) : options_(options) {
     std::lock_guard sync(sync_mu_);
     catch_up_locked();
   }
-  if (!options_.readonly && options_.checkpoint_every > 0) checkpointer_ = std::thread([this] { checkpointer_loop(); });
+  indexer_ = std::make_unique<std::thread>([this] { indexer_loop(); });
+  if (!options_.readonly && options_.checkpoint_every > 0)
+    checkpointer_ = std::make_unique<std::thread>([this] { checkpointer_loop(); });
 }
 
 Memory::~Memory() {
@@ -147,13 +149,21 @@ Memory::~Memory() {
 
 void Memory::close() {
   if (closed_) return;
-  if (checkpointer_.joinable()) {
+  if (forked()) throw StoreError("this store was opened in another process (before fork()); it cannot be closed here");
+  if (checkpointer_) {
     {
       std::lock_guard lk(ck_mu_);
       ck_stop_ = true;
     }
     ck_cv_.notify_all();
-    checkpointer_.join();
+    checkpointer_->join();
+    checkpointer_.reset();
+  }
+  stop_indexer();
+  {
+    std::lock_guard g(lex_mu_);
+    if (lex_loader_) lex_loader_->join();
+    lex_loader_.reset();
   }
   std::exception_ptr err;
   try {
@@ -246,7 +256,7 @@ void Memory::open_meta() {
     check_or_set(&txn, "dim", dim_s, options_.dim ? std::to_string(options_.dim) : "", "0", "dim");
     check_or_set(&txn, "metric", metric_, options_.metric, "cosine", "metric");
     check_or_set(&txn, "embedder", embedder, options_.embedder, "", "embedder");
-    check_or_set(&txn, "token_counter", counter, options_.token_counter, "estimate", "token counter");
+    check_or_set(&txn, "token_counter", counter, options_.token_counter, "estimate-cl100k", "token counter");
     dim_ = std::stoul(dim_s);
     options_.embedder = embedder;
     options_.token_counter = counter;
@@ -340,14 +350,7 @@ std::vector<std::uint64_t> Memory::add(const std::vector<NewRecord>& items) {
         log_change(txn, ++seq, kOpUpdate, old.id);
         r.h.valid_from = it.ts;
         r.h.supersedes = old.id;
-        changes.push_back(Pending{old.id, false, old.h, lexical_text(old), {}});
-        if (old.h.flags & kHasVector) {
-          std::string_view vb;
-          if (txn.get(vectors_, id_key(old.id), &vb)) {
-            changes.back().vector.resize(dim_);
-            std::memcpy(changes.back().vector.data(), vb.data(), dim_ * 4);
-          }
-        }
+        changes.push_back(Pending{seq, old.id, false, old.h, lexical_text(old), {}});  // vector unchanged
       }
       txn.put(records_, id_key(r.id), encode_record(r), MDB_APPEND);
       if (it.vector != nullptr)
@@ -356,7 +359,7 @@ std::vector<std::uint64_t> Memory::add(const std::vector<NewRecord>& items) {
       put_secondary(txn, r);
       log_change(txn, ++seq, kOpPut, r.id);
       ids.push_back(r.id);
-      Pending p{r.id, false, r.h, lexical_text(r), {}};
+      Pending p{seq, r.id, false, r.h, lexical_text(r), {}};
       if (it.vector != nullptr) p.vector.assign(it.vector, it.vector + dim_);
       changes.push_back(std::move(p));
     }
@@ -412,19 +415,13 @@ void Memory::update(std::uint64_t id, const RecordPatch& patch) {
       r.h.flags |= kHasVector;
       txn.put(vectors_, id_key(id), std::string_view(reinterpret_cast<const char*>(patch.vector), dim_ * 4));
       vec.assign(patch.vector, patch.vector + dim_);
-    } else if (r.h.flags & kHasVector) {
-      std::string_view vb;
-      if (txn.get(vectors_, id_key(id), &vb)) {
-        vec.resize(dim_);
-        std::memcpy(vec.data(), vb.data(), dim_ * 4);
-      }
-    }
+    }  // else: the vector is unchanged and stays where it is indexed
     txn.put(records_, id_key(id), encode_record(r));
     put_secondary(txn, r);
     seq0 = meta_u64(txn, "seq", 0);
     log_change(txn, seq0 + 1, kOpUpdate, id);
     put_meta_u64(txn, "seq", seq0 + 1);
-    changes.push_back(Pending{id, false, r.h, lexical_text(r), std::move(vec)});
+    changes.push_back(Pending{seq0 + 1, id, false, r.h, lexical_text(r), std::move(vec)});
   });
   names_->commit();
   after_commit(seq0, std::move(changes));
@@ -447,7 +444,7 @@ void Memory::remove(const std::vector<std::uint64_t>& ids) {
       txn.del(records_, id_key(id));
       txn.del(vectors_, id_key(id));
       log_change(txn, ++seq, kOpDelete, id);
-      changes.push_back(Pending{id, true, r.h, {}, {}});
+      changes.push_back(Pending{seq, id, true, r.h, {}, {}});
     }
     put_meta_u64(txn, "seq", seq);
   });
@@ -472,33 +469,32 @@ void Memory::after_commit(std::uint64_t seq0, std::vector<Pending>&& changes) {
 }
 
 void Memory::apply_locked(std::vector<Pending>& changes) {
-  // Vectors are added in one batch: the index parallelises and amortises its locking.
-  std::vector<float> batch;
-  std::vector<std::uint64_t> batch_ids, removed;
+  bool removed_any = false;
   for (auto& c : changes) {
     if (c.id >= rows_.size()) rows_.resize(std::max<std::size_t>(c.id + 1, rows_.size() * 3 / 2 + 16));
     Row& row = rows_[c.id];
     if (c.removed) {
-      if (row.live && vec_ && vec_->contains(c.id)) removed.push_back(c.id);
-      if (row.live) lex_->remove(c.id);
+      if (row.live) {
+        drop_vector_locked(c.id);
+        lexical().remove(c.id);
+        removed_any = true;
+      }
       row.live = false;
       continue;
     }
     if (!row.live) ns_ids_[c.h.ns].push_back(c.id);
     row.h = c.h;
     row.live = true;
-    lex_->add(c.h.ns, c.id, c.text);
-    if (!c.vector.empty()) {
-      batch.insert(batch.end(), c.vector.begin(), c.vector.end());
-      batch_ids.push_back(c.id);
-    }
+    lexical().add(c.h.ns, c.id, c.text);
+    // Vectors go to the pending tail: searchable now (exact scan), in the graph soon (indexer).
+    if (!c.vector.empty()) queue_vector_locked(c.id, c.seq, c.vector.data());
   }
-  if (!removed.empty()) vec_->remove(removed.data(), removed.size());
-  if (!batch_ids.empty()) vec_->add(batch.data(), batch_ids.data(), batch_ids.size(), batch_ids.size() >= 256 ? 0 : 1);
+  if (!pend_.empty() || !graph_dead_.empty()) idx_cv_.notify_one();
   // Keep namespace id lists free of dead ids once they are mostly dead (amortised O(1)).
-  for (auto& [ns, list] : ns_ids_) {
-    (void)ns;
-    if (list.size() > 64 && removed.size() > 0) {
+  if (removed_any) {
+    for (auto& [ns, list] : ns_ids_) {
+      (void)ns;
+      if (list.size() <= 64) continue;
       std::size_t dead = 0;
       for (auto id : list) dead += !rows_[id].live;
       if (dead * 2 > list.size())
@@ -533,7 +529,7 @@ void Memory::catch_up_locked() {
     if (s > seq) break;
     const char op = cur.value()[0];
     const std::uint64_t id = get_be64(cur.value(), 1);
-    Pending p{id, op == kOpDelete, {}, {}, {}};
+    Pending p{s, id, op == kOpDelete, {}, {}, {}};
     std::string_view bytes;
     if (!p.removed) {
       if (!txn.get(records_, id_key(id), &bytes)) {
@@ -557,6 +553,28 @@ void Memory::catch_up_locked() {
   applied_seq_.store(last);
 }
 
+text::Bm25Index& Memory::lexical() {
+  std::lock_guard g(lex_mu_);
+  if (lex_loader_) {
+    lex_loader_->join();
+    lex_loader_.reset();
+    if (!lex_failed_ && lex_loaded_) {
+      lex_ = std::move(lex_loaded_);
+    } else {
+      // The snapshot's lexical image was unreadable: rebuild it from LMDB (texts of live records).
+      auto fresh = std::make_unique<text::Bm25Index>();
+      storage::Env::Reader reader(*env_);
+      for (std::uint64_t id = 0; id < rows_.size(); ++id) {
+        if (!rows_[id].live) continue;
+        std::string_view bytes;
+        if (reader.txn().get(records_, id_key(id), &bytes)) fresh->add(rows_[id].h.ns, id, lexical_text(decode_record(id, bytes)));
+      }
+      lex_ = std::move(fresh);
+    }
+  }
+  return *lex_;
+}
+
 hnsw::Config Memory::index_config() const {
   hnsw::Config c;
   c.dim = dim_ == 0 ? 1 : dim_;  // a text-only store keeps an empty index of dim 1
@@ -568,8 +586,22 @@ hnsw::Config Memory::index_config() const {
 }
 
 void Memory::rebuild_locked() {
-  vec_ = std::make_unique<hnsw::Index>(index_config());
-  lex_ = std::make_unique<text::Bm25Index>();
+  {
+    std::lock_guard graph(graph_mu_);  // the indexer must not be inside the graph being replaced
+    vec_ = std::make_unique<hnsw::Index>(index_config());
+    ++graph_gen_;
+  }
+  pend_.clear();
+  pend_vecs_.clear();
+  pend_pos_.clear();
+  graph_dead_.clear();
+  {
+    std::lock_guard g(lex_mu_);
+    if (lex_loader_) lex_loader_->join();  // superseded by the rebuild
+    lex_loader_.reset();
+    lex_loaded_.reset();
+    lex_ = std::make_unique<text::Bm25Index>();
+  }
   rows_.clear();
   ns_ids_.clear();
   storage::Env::Reader reader(*env_);
@@ -580,7 +612,7 @@ void Memory::rebuild_locked() {
   for (bool ok = cur.first(); ok; ok = cur.next()) {
     const std::uint64_t id = get_be64(cur.key());
     const Record r = decode_record(id, cur.value());
-    Pending p{id, false, r.h, lexical_text(r), {}};
+    Pending p{seq, id, false, r.h, lexical_text(r), {}};
     std::string_view vb;
     if ((r.h.flags & kHasVector) && txn.get(vectors_, id_key(id), &vb) && vb.size() == dim_ * 4) {
       p.vector.resize(dim_);
@@ -776,6 +808,39 @@ std::vector<RecordOut> Memory::entity(const std::string& ns, const std::string& 
   return out;
 }
 
+std::vector<RecordOut> Memory::select_kinds(const std::string& ns, const std::vector<std::string>& kinds,
+                                            double valid_at, double now, bool include_history, std::size_t limit) {
+  ensure_open();
+  sync();
+  std::shared_lock lock(state_mu_);
+  storage::Env::Reader reader(*env_);
+  Txn& txn = reader.txn();
+  std::vector<RecordOut> out;
+  const std::uint32_t nsid = names_->find(txn, NameKind::ns, ns);
+  if (nsid == 0) return out;
+  std::vector<std::uint32_t> kids;
+  for (const auto& k : kinds)
+    if (std::uint32_t id = names_->find(txn, NameKind::kind, k)) kids.push_back(id);
+  auto it = ns_ids_.find(nsid);
+  if (kids.empty() || it == ns_ids_.end()) return out;
+  std::vector<std::pair<double, std::uint64_t>> picked;
+  for (auto id : it->second) {
+    const Row& r = rows_[id];
+    if (!r.live || std::find(kids.begin(), kids.end(), r.h.kind) == kids.end()) continue;
+    if (!include_history && !(r.h.valid_from <= valid_at && valid_at < r.h.valid_to)) continue;
+    if ((r.h.flags & kArchived) || r.h.expires_at <= now) continue;
+    picked.emplace_back(r.h.ts, id);
+  }
+  std::sort(picked.begin(), picked.end());
+  if (picked.size() > limit) picked.erase(picked.begin(), picked.end() - long(limit));  // keep the newest
+  for (const auto& [ts, id] : picked) {
+    (void)ts;
+    std::string_view bytes;
+    if (txn.get(records_, id_key(id), &bytes)) out.push_back(resolve(txn, decode_record(id, bytes)));
+  }
+  return out;
+}
+
 // ---------------------------------------------------------------------------------------------------
 // State: small JSON values per namespace, written transactionally
 
@@ -855,6 +920,7 @@ void Memory::checkpointer_loop() {
 Memory::Consistency Memory::verify() {
   ensure_open();
   sync();
+  drain_pending();
   Consistency c;
   std::shared_lock lock(state_mu_);
   storage::Env::Reader reader(*env_);
@@ -872,12 +938,14 @@ Memory::Consistency Memory::verify() {
     seen[id] = 1;
     if (h.flags & kHasVector) {
       ++with_vector;
-      if (!vec_->contains(id)) ++c.missing_vectors;
+      if (!vec_->contains(id) && !pend_pos_.count(id)) ++c.missing_vectors;
     }
   }
   for (std::uint64_t id = 0; id < rows_.size(); ++id)
     if (rows_[id].live && !seen[id]) ++c.extra_in_state;
-  const std::uint64_t in_index = vec_->size();
+  std::uint64_t in_index = pend_.size();
+  for (auto id : vec_->ids())
+    if (!pend_pos_.count(id)) ++in_index;
   if (in_index > with_vector - c.missing_vectors) c.extra_vectors = in_index - (with_vector - c.missing_vectors);
   return c;
 }
@@ -896,14 +964,18 @@ Stats Memory::stats() {
   s.seq = applied_seq_.load();
   s.snapshot_seq = snapshot_seq_.load();
   std::shared_lock lock(state_mu_);
-  s.vectors = vec_->size();
+  s.pending_vectors = pend_.size();
+  s.indexed_vectors = vec_->size();
   s.index_bytes = vec_->stats().memory_bytes;
-  s.lexical_docs = lex_->size();
+  s.lexical_docs = lexical().size();
   std::unordered_map<std::uint64_t, std::uint64_t> counts;  // ns << 32 | kind
   for (const auto& [ns, ids] : ns_ids_) {
     (void)ns;
-    for (auto id : ids)
-      if (rows_[id].live) ++counts[(std::uint64_t(rows_[id].h.ns) << 32) | rows_[id].h.kind];
+    for (auto id : ids) {
+      if (!rows_[id].live) continue;
+      ++counts[(std::uint64_t(rows_[id].h.ns) << 32) | rows_[id].h.kind];
+      s.vectors += (rows_[id].h.flags & kHasVector) != 0;
+    }
   }
   storage::Env::Reader reader(*env_);
   for (const auto& [key, n] : counts) {

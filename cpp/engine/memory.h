@@ -82,7 +82,7 @@ struct RecallResult {
 };
 
 struct Stats {
-  std::uint64_t records = 0, vectors = 0, seq = 0, snapshot_seq = 0;
+  std::uint64_t records = 0, vectors = 0, indexed_vectors = 0, pending_vectors = 0, seq = 0, snapshot_seq = 0;
   std::uint64_t file_bytes = 0, map_bytes = 0, index_bytes = 0, lexical_docs = 0;
   std::map<std::string, std::map<std::string, std::uint64_t>> counts;  // namespace -> kind -> live records
   std::size_t dim = 0;
@@ -97,6 +97,9 @@ class Memory {
   Memory& operator=(const Memory&) = delete;
 
   void close();  // checkpoints (unless read-only) and releases the environment; idempotent
+  // True in a child of fork(). The parent's threads are gone there and its condition variables may
+  // have waiters forever, so the owner must leak (not destroy) a Memory in that case.
+  bool forked() const { return env_ != nullptr && env_->forked(); }
   bool closed() const { return closed_; }
 
   std::vector<std::uint64_t> add(const std::vector<NewRecord>& items);
@@ -110,6 +113,11 @@ class Memory {
   ListPage list(const std::string& ns, const std::optional<std::string>& kind, double since, double until,
                 std::size_t limit, const std::string& cursor);
   std::vector<RecordOut> entity(const std::string& ns, const std::string& name);
+  // Live records of a namespace whose kind is one of `kinds`, valid at `valid_at` (unless
+  // include_history), not archived, not expired at `now`; in time order. Uses the in-memory table,
+  // so it costs O(namespace) comparisons, not a scan of LMDB.
+  std::vector<RecordOut> select_kinds(const std::string& ns, const std::vector<std::string>& kinds, double valid_at,
+                                      double now, bool include_history, std::size_t limit);
 
   std::optional<std::string> state_get(const std::string& ns, const std::string& key);
   void state_set(const std::string& ns, const std::string& key, const std::string& json);
@@ -142,6 +150,7 @@ class Memory {
 
  private:
   struct Pending {  // one committed change, applied to the derived state after commit
+    std::uint64_t seq;
     std::uint64_t id;
     bool removed;
     RecordHeader h;
@@ -160,6 +169,18 @@ class Memory {
   RecordOut resolve(const storage::Txn& txn, Record r);
   std::vector<std::uint64_t> entity_record_ids(const storage::Txn& txn, std::uint32_t ns, const std::string& name);
   hnsw::Config index_config() const;
+
+  // Vector search over the graph and the not-yet-indexed tail (engine/indexer.cpp). Callers hold
+  // state_mu_ (shared). `allowed` (sorted ids) selects the exact path; otherwise `filter` is walked.
+  std::vector<hnsw::Hit> vector_candidates(const float* query, std::size_t k, std::size_t ef,
+                                           const std::vector<std::uint64_t>* allowed, const hnsw::Filter& filter) const;
+  bool vector_of(std::uint64_t id, float* out) const;  // caller holds state_mu_
+  void queue_vector_locked(std::uint64_t id, std::uint64_t seq, const float* v);
+  void drop_vector_locked(std::uint64_t id);
+  bool index_pending(std::size_t max_batch);  // false when nothing was pending
+  void drain_pending();
+  void indexer_loop();
+  void stop_indexer();
 
   void after_commit(std::uint64_t seq0, std::vector<Pending>&& changes);
   void apply_locked(std::vector<Pending>& changes);
@@ -186,10 +207,34 @@ class Memory {
   std::unordered_map<std::uint32_t, std::vector<std::uint64_t>> ns_ids_;
   std::unique_ptr<hnsw::Index> vec_;  // vectors of live records (dim > 0)
   std::unique_ptr<text::Bm25Index> lex_;  // text + entity names of live records, one partition per namespace
+  // A snapshot's lexical index is deserialised on a thread started by open, so a cold open and its
+  // first vector query do not wait for it; lexical() joins it on first use.
+  text::Bm25Index& lexical();
+  std::mutex lex_mu_;
+  std::unique_ptr<std::thread> lex_loader_;
+  std::unique_ptr<text::Bm25Index> lex_loaded_;
+  bool lex_failed_ = false;
   std::atomic<std::uint64_t> applied_seq_{0};
   std::atomic<std::uint64_t> snapshot_seq_{0};
 
-  std::thread checkpointer_;
+  // Vectors committed but not yet in the graph. Searched exactly (so a write is searchable as soon as
+  // it returns) while the indexer thread inserts them; the graph has one writer, that thread (or a
+  // drain), serialised by graph_mu_. Guarded by state_mu_; graph_gen_ changes when vec_ is replaced.
+  struct PendingVec {
+    std::uint64_t id, seq;
+  };
+  std::vector<PendingVec> pend_;
+  std::vector<float> pend_vecs_;
+  std::unordered_map<std::uint64_t, std::size_t> pend_pos_;
+  std::vector<std::uint64_t> graph_dead_;  // ids to remove from the graph (deleted or replaced)
+  std::uint64_t graph_gen_ = 0;
+  std::mutex graph_mu_;
+  std::unique_ptr<std::thread> indexer_;
+  std::mutex idx_mu_;
+  std::condition_variable idx_cv_;
+  bool idx_stop_ = false;
+
+  std::unique_ptr<std::thread> checkpointer_;
   std::mutex ck_mu_;
   std::condition_variable ck_cv_;
   bool ck_stop_ = false;

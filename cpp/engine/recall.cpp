@@ -143,12 +143,12 @@ std::vector<RecallResult> Memory::recall(const RecallQuery& q) {
       if (it != ns_ids_.end())
         for (auto id : it->second)
           if ((rows_[id].h.flags & kHasVector) && pred.allows(id)) allowed.push_back(id);
-      if (!allowed.empty()) vhits = vec_->search_exact(q.vector, ncand, allowed.data(), allowed.size());
+      vhits = vector_candidates(q.vector, ncand, 0, &allowed, pred);  // ns lists are in id order
     } else {
-      vhits = vec_->search(q.vector, ncand, std::max(q.ef, ncand), &pred);
+      vhits = vector_candidates(q.vector, ncand, std::max(q.ef, ncand), nullptr, pred);
     }
   }
-  if (want_lex) lhits = lex_->search(pred.ns, q.text, ncand, &pred);
+  if (want_lex) lhits = lexical().search(pred.ns, q.text, ncand, &pred);
 
   // Merge the two lists by id. They hold at most `ncand` entries each, so a sorted array of the
   // vector ids and a binary search per lexical hit beat a hash map (no per-node allocation).
@@ -216,7 +216,7 @@ std::vector<RecallResult> Memory::recall(const RecallQuery& q) {
     std::vector<float>& vecs = sc.mmr_vecs;
     vecs.assign(pool * dim_, 0.0f);
     std::vector<char> has(pool, 0);
-    for (std::size_t i = 0; i < pool; ++i) has[i] = vec_->get_vector(hits[i].id, vecs.data() + i * dim_);
+    for (std::size_t i = 0; i < pool; ++i) has[i] = vector_of(hits[i].id, vecs.data() + i * dim_);
     const auto& kt = simd::active();
     auto row = [&](std::size_t i) { return vecs.data() + i * dim_; };
     auto sim = [&](std::size_t a, std::size_t b) {

@@ -71,7 +71,10 @@ void write_atomically(const std::string& path, const std::string& bytes) {
 void Memory::write_snapshot() {
   // Readers may go on; writers wait (the state must not change while it is written).
   std::lock_guard sync(sync_mu_);
+  // The graph is saved as it is (the indexer paused by graph_mu_): vectors still pending are not in
+  // it, and load_snapshot_locked() re-queues them from LMDB, so closing never waits for indexing.
   std::shared_lock lock(state_mu_);
+  std::lock_guard graph(graph_mu_);
   const std::uint64_t stamp = applied_seq_.load();
   if (stamp == snapshot_seq_.load() && std::filesystem::exists(rows_path(options_.path))) return;
   std::string payload;
@@ -106,7 +109,7 @@ void Memory::write_snapshot() {
   }
   std::string lex(8, '\0');
   std::memcpy(lex.data(), &stamp, 8);
-  lex += lex_->serialize();
+  lex += lexical().serialize();
   write_atomically(lexical_path(options_.path), lex);
   write_atomically(rows_path(options_.path), bytes);
   snapshot_seq_.store(stamp);
@@ -162,25 +165,20 @@ bool Memory::load_snapshot_locked() {
   } else {
     vec = std::make_unique<hnsw::Index>(index_config());
   }
-  std::unique_ptr<text::Bm25Index> lex;
+  std::string lex_bytes;
   {
     std::error_code ec;
     const auto lp = lexical_path(options_.path);
     const auto n = std::filesystem::file_size(lp, ec);
     if (ec || n < 8) return false;
-    std::string bytes(n, '\0');
+    lex_bytes.resize(n);
     FILE* f = std::fopen(lp.c_str(), "rb");
     if (f == nullptr) return false;
-    const std::size_t got = std::fread(bytes.data(), 1, n, f);
+    const std::size_t got = std::fread(lex_bytes.data(), 1, n, f);
     std::fclose(f);
     std::uint64_t lstamp;
-    std::memcpy(&lstamp, bytes.data(), 8);
+    std::memcpy(&lstamp, lex_bytes.data(), 8);
     if (got != n || lstamp != h.stamp) return false;
-    try {
-      lex = std::make_unique<text::Bm25Index>(text::Bm25Index::deserialize(std::string_view(bytes).substr(8)));
-    } catch (const std::exception&) {
-      return false;
-    }
   }
   std::vector<Row> rows;
   std::unordered_map<std::uint32_t, std::vector<std::uint64_t>> ns_ids;
@@ -203,7 +201,40 @@ bool Memory::load_snapshot_locked() {
   rows_ = std::move(rows);
   ns_ids_ = std::move(ns_ids);
   vec_ = std::move(vec);
-  lex_ = std::move(lex);
+  {
+    std::lock_guard g(lex_mu_);
+    if (lex_loader_) lex_loader_->join();
+    lex_.reset();
+    lex_loaded_.reset();
+    lex_failed_ = false;
+    lex_loader_ = std::make_unique<std::thread>([this, bytes = std::move(lex_bytes)] {
+      try {
+        lex_loaded_ = std::make_unique<text::Bm25Index>(text::Bm25Index::deserialize(std::string_view(bytes).substr(8)));
+      } catch (...) {
+        lex_failed_ = true;  // lexical() rebuilds it from LMDB
+      }
+    });
+  }
+  pend_.clear();
+  pend_vecs_.clear();
+  pend_pos_.clear();
+  graph_dead_.clear();
+  if (dim_ > 0) {
+    // Vectors that were pending at snapshot time go back to the tail; ids the graph holds for
+    // records since deleted are queued for removal (and filtered out meanwhile).
+    storage::Env::Reader reader(*env_);
+    for (std::uint64_t id = 0; id < rows_.size(); ++id) {
+      if (!rows_[id].live || !(rows_[id].h.flags & kHasVector) || vec_->contains(id)) continue;
+      std::string_view vb;
+      if (reader.txn().get(vectors_, storage::id_key(id), &vb) && vb.size() == dim_ * sizeof(float)) {
+        std::vector<float> v(dim_);
+        std::memcpy(v.data(), vb.data(), vb.size());
+        queue_vector_locked(id, h.stamp, v.data());
+      }
+    }
+    for (auto id : vec_->ids())
+      if (id >= rows_.size() || !rows_[id].live) graph_dead_.push_back(id);
+  }
   applied_seq_.store(h.stamp);
   snapshot_seq_.store(h.stamp);
   return true;

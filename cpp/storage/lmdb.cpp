@@ -154,6 +154,8 @@ Env::~Env() {
   registry().erase(registry_key_);
 }
 
+bool Env::forked() const { return int(::getpid()) != owner_pid_; }
+
 void Env::check_fork() const {
   if (int(::getpid()) != owner_pid_)
     throw StoreError("this store was opened in another process (before fork()); open it again in the child");

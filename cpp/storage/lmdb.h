@@ -125,6 +125,7 @@ class Env {
   MDB_env* raw() { return env_; }
   void copy_compacted(const std::string& dest_dir);
   void check_fork() const;  // throws StoreError when used in a child of fork()
+  bool forked() const;      // true in a child of fork()
 
  private:
   friend class Txn;

@@ -55,6 +55,14 @@ class Store {
     m_ = std::make_unique<Memory>(o);
   }
 
+  ~Store() {
+    // In a child of fork() the parent's store must be neither closed nor destroyed (its threads do
+    // not exist here and its locks and condition variables may be held forever): leak it.
+    if (m_ && m_->forked()) (void)m_.release();
+  }
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
   Memory& m() {
     if (!m_) throw StoreError("the store is closed");
     return *m_;
@@ -261,6 +269,8 @@ class Store {
     }
     d["records"] = s.records;
     d["vectors"] = s.vectors;
+    d["pending_vectors"] = s.pending_vectors;
+    d["indexed_vectors"] = s.indexed_vectors;
     d["counts"] = counts;
     d["seq"] = s.seq;
     d["snapshot_seq"] = s.snapshot_seq;
@@ -278,6 +288,10 @@ class Store {
 
   void close() {
     if (!m_) return;
+    if (m_->forked()) {
+      (void)m_.release();  // see ~Store
+      return;
+    }
     py::gil_scoped_release release;
     std::unique_ptr<Memory> m = std::move(m_);
     m->close();
@@ -320,6 +334,11 @@ void register_store(py::module_& m) {
       .def("history", &Store::history)
       .def("list", &Store::list)
       .def("entity", &Store::entity)
+      .def("select_kinds", [](Store& s, const std::string& ns, const std::vector<std::string>& kinds, double valid_at,
+                              double now, bool include_history, std::size_t limit) {
+        auto rs = no_gil([&] { return s.m().select_kinds(ns, kinds, valid_at, now, include_history, limit); });
+        return records_list(rs);
+      })
       .def("recall", &Store::recall)
       .def("state_get", [](Store& s, const std::string& ns, const std::string& key) -> py::object {
         std::optional<std::string> v = no_gil([&] { return s.m().state_get(ns, key); });

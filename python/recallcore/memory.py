@@ -13,6 +13,7 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from . import _core
+from .context import Context
 from .records import Hit, Record
 
 TimeLike = Union[datetime, float, int]
@@ -117,8 +118,7 @@ def _as_vector(vector: Any, dim: int) -> np.ndarray:
         raise ValueError("this store is text-only (created without dim): vectors are not accepted")
     if arr.shape[0] != dim:
         raise ValueError(f"vector has {arr.shape[0]} dimensions; this store's dim is {dim}")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError("vector contains NaN or infinity")
+    # NaN/inf are rejected by the core, before anything is written.
     return np.ascontiguousarray(arr)
 
 
@@ -554,6 +554,57 @@ class Memory:
             "candidates": None if candidates is None else int(candidates),
         }
         return [Hit._from_core(h, r) for h, r in self._store.recall(args)]
+
+    # -- context -------------------------------------------------------------------------------
+    def context(self, query: Optional[str] = None, *, budget: int, vector: Any = None, namespace: str = "default",
+                session: Optional[str] = None, recent_turns: int = 5,
+                pinned: Iterable[str] = ("state", "preference"), k: int = 50, order: str = "edges",
+                format: str = "text", template: Optional[str] = None, as_of: Optional[TimeLike] = None,
+                include_history: bool = False, now: Optional[TimeLike] = None, **recall_kwargs: Any) -> Context:
+        """Pack the context for the next model call into ``budget`` tokens (never more).
+
+        Assembles the namespace's state and pinned kinds (pinned), the session's last
+        ``recent_turns`` turns (in time order, at the end), and the ``k`` memories recalled for
+        ``query`` (best first and last, least important in the middle with ``order="edges"``), choosing
+        full text or summary per item (see :mod:`recallcore.context`). ``format`` only picks what
+        ``Context.render()``-style consumers use first; both ``.text`` and ``.messages()`` are always
+        available. ``template`` is a ``str.format`` template per record with fields text, role, kind,
+        session, date, time, id, section, namespace.
+
+        >>> import tempfile, recallcore
+        >>> with recallcore.Memory(tempfile.mkdtemp()) as m:
+        ...     _ = m.add("Prefers aisle seats", namespace="u", kind="preference", ts=0)
+        ...     _ = m.add("Booked Lisbon for May", namespace="u", session="s", role="user", ts=60)
+        ...     ctx = m.context("where am I flying?", budget=64, namespace="u", session="s")
+        ...     [item.section for item in ctx.manifest], ctx.tokens <= 64
+        (['pinned', 'recent'], True)
+        """
+        from .context import build_context
+
+        if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)):
+            raise TypeError(f"budget must be an int, got {type(budget).__name__}")
+        if budget <= 0:
+            raise ValueError(f"budget must be a positive number of tokens, got {budget}")
+        if isinstance(recent_turns, bool) or not isinstance(recent_turns, int) or recent_turns < 0:
+            raise ValueError(f"recent_turns must be an int >= 0, got {recent_turns!r}")
+        if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
+            raise ValueError(f"k must be a positive int, got {k!r}")
+        if order not in ("edges", "chronological", "score"):
+            raise ValueError(f"order must be 'edges', 'chronological' or 'score', got {order!r}")
+        if format not in ("text", "messages"):
+            raise ValueError(f"format must be 'text' or 'messages', got {format!r}")
+        if isinstance(pinned, str):
+            pinned = (pinned,)
+        if query is not None:
+            _check_text(query, "query")
+        qvec = None if vector is None else _as_vector(vector, self.dim)
+        return build_context(self, query, budget=int(budget), vector=qvec,
+                             namespace=_check_name(namespace, "namespace"),
+                             session=None if session is None else _check_name(session, "session"),
+                             recent_turns=recent_turns, pinned=tuple(pinned), k=k, order=order, template=template,
+                             as_of=None if as_of is None else to_unix(as_of, name="as_of"),
+                             include_history=include_history, now=to_unix(now, name="now"),
+                             recall_kwargs=recall_kwargs)
 
     # -- maintenance ---------------------------------------------------------------------------
     def checkpoint(self) -> None:
