@@ -109,7 +109,12 @@ class ModeMemory:
         self._m.__exit__(*exc)
 
     def add_many(self, items: list[dict[str, Any]], **kw: Any) -> list[int]:
-        return self._m.add_many(items, **kw)
+        ids = self._m.add_many(items, **kw)
+        # Wait until the background indexer has moved the new vectors into the graph (verify()
+        # drains the pending tail): a vector still pending is scored by a different (equally exact)
+        # code path whose last-bit differences can reorder exact ties, so runs would differ slightly.
+        self._m.verify()
+        return ids
 
     def recall(self, query: str, *, mode: str = "hybrid", **kw: Any) -> list[Any]:
         base, opts = parse_mode(mode)
