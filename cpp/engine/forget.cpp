@@ -60,12 +60,14 @@ double now_seconds() {
 std::uint64_t del_prefix(Txn& txn, MDB_dbi dbi, std::string_view prefix) {
   std::uint64_t n = 0;
   storage::Cursor cur(txn, dbi);
-  bool ok = cur.seek(prefix);
+  // An empty prefix (LMDB rejects empty keys) means the whole table.
+  auto start = [&] { return prefix.empty() ? cur.first() : cur.seek(prefix); };
+  bool ok = start();
   while (ok && cur.key().substr(0, prefix.size()) == prefix) {
     cur.del();
     ++n;
-    // After MDB_cursor_del the cursor sits on the next entry; re-seek to stay within LMDB's contract.
-    ok = cur.seek(prefix);
+    // Re-position rather than rely on where MDB_cursor_del leaves the cursor.
+    ok = start();
   }
   return n;
 }
