@@ -86,6 +86,9 @@ std::uint64_t Memory::forget(const ForgetQuery& q) {
   if (q.before && !std::isfinite(*q.before)) throw InvalidArgument("before must be a finite time");
   const bool whole_ns = q.ns && q.ids.empty() && !q.session && !q.before && q.kinds.empty();
   std::lock_guard w(write_mu_);
+  // Held until the indexes are rebuilt: no snapshot of the pre-forget state may be written once the
+  // old snapshot files are gone (the background checkpointer takes this lock too).
+  std::unique_lock sync(sync_mu_);
   std::uint64_t removed = 0;
   bool changed = false;
   std::vector<std::pair<NameKind, std::uint32_t>> dropped_names;
@@ -172,14 +175,21 @@ std::uint64_t Memory::forget(const ForgetQuery& q) {
     const std::uint64_t seq = meta_u64(txn, "seq", 0) + 1;
     put_meta_u64(txn, "seq", seq);
     put_meta_u64(txn, "forget_seq", seq);
+    // The snapshot files hold the forgotten rows, vectors and terms: they go before the commit, so a
+    // crash right after it leaves no stale snapshot (the next open rebuilds from LMDB).
+    for (const char* f : {"snapshot.rc", "vectors.idx", "lexical.idx", "snapshot.rc.tmp", "vectors.idx.tmp",
+                          "lexical.idx.tmp"}) {
+      std::error_code ec;
+      std::filesystem::remove(std::filesystem::path(options_.path) / f, ec);
+    }
   });
   for (const auto& [kind, id] : dropped_names) names_->drop_cached(kind, id);
   if (!changed) return removed;
   {
-    std::lock_guard sync(sync_mu_);
     std::unique_lock lock(state_mu_);
     rebuild_locked();
   }
+  sync.unlock();
   write_snapshot();
   return removed;
 }
