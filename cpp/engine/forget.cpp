@@ -200,10 +200,14 @@ std::uint64_t Memory::verify_forgotten(const std::string& ns) {
   std::uint64_t refs = 0;
   storage::Env::Reader reader(*env_);
   Txn& txn = reader.txn();
-  const std::uint32_t nsid = names_->find(txn, NameKind::ns, ns);
-  refs += nsid != 0;
+  // From the table itself, not the cache: the point is what is on disk.
+  std::uint32_t nsid = 0;
   std::unordered_set<std::uint32_t> named;
-  for (const auto& [id, name] : names_->all(txn, NameKind::ns)) named.insert(id);
+  for (const auto& [id, name] : names_->all(txn, NameKind::ns)) {
+    named.insert(id);
+    if (name == ns) nsid = id;
+  }
+  refs += nsid != 0;
   // A reference is anything under the namespace's id, or under a namespace id that has no name any
   // more (what a forgotten namespace's leftovers would look like once its name is gone).
   auto bad = [&](std::uint32_t id) { return (nsid != 0 && id == nsid) || named.count(id) == 0; };

@@ -594,6 +594,7 @@ hnsw::Config Memory::index_config() const {
 }
 
 void Memory::rebuild_locked() {
+  names_->clear_cache();  // a rebuild can follow another process's forget, which drops names
   vec_ = std::make_unique<hnsw::Index>(index_config());
   lex_ = std::make_unique<text::Bm25Index>();
   rows_.clear();
