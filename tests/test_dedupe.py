@@ -47,7 +47,8 @@ def test_duplicates_are_only_found_within_same_namespace_and_kind(mem, other):
 
 
 def test_merge_keeps_earliest_ts_highest_importance_counts_repeats_and_unions_entities(mem):
-    a = mem.add("Allergic to peanuts", namespace="u", kind="fact", ts=500, importance=0.3, entities=["peanuts"])
+    a = mem.add("Allergic to peanuts", namespace="u", kind="fact", ts=500, importance=0.3,
+                entities=["peanuts"])
     b = mem.add("allergic to peanuts", namespace="u", kind="fact", ts=100, importance=0.9,
                 entities=["Peanuts", "allergy"], dedupe="merge")
     c = mem.add("Allergic to peanuts!", namespace="u", kind="fact", ts=900, importance=0.1, dedupe="merge")

@@ -1,4 +1,4 @@
-"""Retention: TTL expiry with an injected clock, persisted policies, caps by retention score, the expiry thread."""
+"""Retention: TTL expiry (injected clock), persisted policies, caps by retention score, the expiry thread."""
 
 from __future__ import annotations
 
@@ -65,7 +65,8 @@ def test_cap_evicts_lowest_retention_first(mem):
               for i in (keep_important, evict_old, evict_mid, keep_new1, keep_new2)}
     rep = mem.expire(now=now)
     assert sorted(rep.ids) == sorted([evict_old, evict_mid]) and rep.evicted == 2
-    assert max(scores[evict_old], scores[evict_mid]) < min(scores[i] for i in (keep_important, keep_new1, keep_new2))
+    kept = (keep_important, keep_new1, keep_new2)
+    assert max(scores[evict_old], scores[evict_mid]) < min(scores[i] for i in kept)
     assert mem.stats()["records"] == 3
 
 

@@ -308,8 +308,8 @@ class Memory:
                 to_unix(ts), _importance(importance), _ttl(ttl), 0, 0, -1, int(supersedes or 0))
         return item, vec
 
-    def _write(self, items: list[tuple[Any, ...]], vectors: list[Optional[np.ndarray]], *, dedupe: str = "keep",
-               dedupe_threshold: float = 0.95) -> list[int]:
+    def _write(self, items: list[tuple[Any, ...]], vectors: list[Optional[np.ndarray]], *,
+               dedupe: str = "keep", dedupe_threshold: float = 0.95) -> list[int]:
         final, matrix = self._finalise(items, vectors)
         if dedupe == "keep":
             return list(self._store.add_batch(final, matrix))
@@ -415,7 +415,8 @@ class Memory:
 
     def update(self, id: int, *, text: Any = _UNSET, summary: Any = _UNSET, kind: Any = _UNSET,
                role: Any = _UNSET, ts: Any = _UNSET, importance: Any = _UNSET, metadata: Any = _UNSET,
-               entities: Any = _UNSET, vector: Any = _UNSET, ttl: Any = _UNSET, archived: Any = _UNSET) -> None:
+               entities: Any = _UNSET, vector: Any = _UNSET, ttl: Any = _UNSET,
+               archived: Any = _UNSET) -> None:
         """Change fields of a record in one transaction (token counts and indexes follow)."""
         patch: dict[str, Any] = {}
         if text is not _UNSET:
@@ -626,8 +627,9 @@ class Memory:
     def set_policy(self, namespace: Optional[str] = None, kind: Optional[str] = None, *, ttl: Any = None,
                    max_items: Optional[int] = None, max_tokens: Optional[int] = None,
                    half_life: Any = None) -> None:
-        """Persist a retention policy for a namespace and/or kind (``None`` = any); all settings None removes it.
+        """Persist a retention policy for a namespace and/or kind (``None`` = any).
 
+        Passing no setting (all None) removes the policy.
         The most specific policy with a setting applies (namespace+kind, namespace, kind, store-wide).
         Applied by :meth:`expire`. ``ttl``/``half_life``: seconds or a timedelta.
 
@@ -726,7 +728,8 @@ class Memory:
         turns: list[Record] = []
         cursor: Optional[str] = None
         while True:
-            page, cursor = self.list(ns, kind=_check_name(kind, "kind"), until=cutoff, limit=1000, cursor=cursor)
+            page, cursor = self.list(ns, kind=_check_name(kind, "kind"), until=cutoff, limit=1000,
+                                     cursor=cursor)
             turns.extend(r for r in page if not r.archived)
             if cursor is None:
                 break
@@ -784,11 +787,18 @@ class Memory:
         if ns is None and not id_list:
             raise ValueError("forget needs a namespace or ids")
         kind_list = [_check_name(k, "kind") for k in ([kinds] if isinstance(kinds, str) else kinds or [])]
-        return int(self._store.forget(ns, id_list, None if session is None else _check_name(session, "session"),
-                                      None if before is None else to_unix(before, name="before"), kind_list))
+        sess = None if session is None else _check_name(session, "session")
+        t_before = None if before is None else to_unix(before, name="before")
+        return int(self._store.forget(ns, id_list, sess, t_before, kind_list))
 
     def verify_forgotten(self, namespace: str) -> int:
-        """References to ``namespace`` left in any table, the change log, snapshot files or in-memory index (0 = clean)."""
+        """References to ``namespace`` left anywhere (0 = clean).
+
+        Scans every LMDB table (records, vectors, secondary keys, entities, state, dedupe hashes,
+        policies, names, the change log before the last forget), the snapshot files and the
+        in-memory indexes, counting entries under the namespace's id or under a namespace id that
+        has no name any more, and vectors or rows whose record is gone.
+        """
         return int(self._store.verify_forgotten(_check_name(namespace, "namespace")))
 
     def vacuum(self, path: Union[str, os.PathLike[str]]) -> None:
