@@ -265,6 +265,43 @@ def test_another_process_catches_up_after_forget(tmp_path):
             child.stdout.close()
 
 
+STALE_WRITER = r"""
+import sys
+import recallcore
+m = recallcore.Memory(sys.argv[1])
+m.add("unsnapshotted change", namespace="v")
+print("ready", flush=True)
+sys.stdin.readline()
+m.close()  # writes a snapshot: it must not carry the namespace forgotten meanwhile
+print("closed", flush=True)
+"""
+
+
+def test_other_process_closing_after_forget_does_not_write_forgotten_rows_back(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "store"
+    with Memory(path, dim=16, checkpoint_every=0) as a:
+        for i in range(5):
+            a.add(f"u{i}", namespace="u", vector=rvec(i))
+        a.checkpoint()
+        child = subprocess.Popen([sys.executable, "-c", STALE_WRITER, str(path)], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, text=True)
+        assert child.stdin is not None and child.stdout is not None
+        try:
+            assert child.stdout.readline().strip() == "ready"
+            a.forget("u")
+            child.stdin.write("close\n")
+            child.stdin.flush()
+            assert child.stdout.readline().strip() == "closed"
+        finally:
+            child.stdin.close()
+            child.wait(timeout=60)
+            child.stdout.close()
+        assert a.verify_forgotten("u") == 0
+
+
 def test_vacuum_refuses_existing_store_or_own_directory(mem, tmp_path):
     mem.add("x")
     with pytest.raises(ValueError):

@@ -71,6 +71,9 @@ void write_atomically(const std::string& path, const std::string& bytes) {
 void Memory::write_snapshot() {
   // Readers may go on; writers wait (the state must not change while it is written).
   std::lock_guard sync(sync_mu_);
+  // Catch up first: a snapshot of a state older than LMDB could hold what another process has since
+  // forgotten (Memory::forget), and would be written over that process's clean snapshot.
+  catch_up_locked();
   std::shared_lock lock(state_mu_);
   const std::uint64_t stamp = applied_seq_.load();
   if (stamp == snapshot_seq_.load() && std::filesystem::exists(rows_path(options_.path))) return;
