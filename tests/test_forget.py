@@ -106,8 +106,8 @@ def test_compact_bad_input_changes_nothing(mem):
 
 def test_extractive_summary_prefers_informative_sentences_and_respects_cap():
     texts = ["ok", "thanks!", "My passport number expires in March 2027.", "sure", "yes"]
-    s = extractive_summary(texts, max_chars=60)
-    assert "passport" in s and len(s) <= 60
+    assert extractive_summary(texts, max_chars=60) == "My passport number expires in March 2027."
+    assert extractive_summary(["ok", "yes"]) == "ok yes"  # nothing longer: short sentences are kept
     assert len(extractive_summary(["a" * 1000], max_chars=50)) == 50
 
 

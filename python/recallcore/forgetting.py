@@ -90,7 +90,8 @@ def extractive_summary(texts: Sequence[str], *, max_chars: int = 600) -> str:
 
     Sentences are scored by the mean TF-IDF weight of their words (document = sentence), so rare,
     specific words ("Porto", "allergic") outweigh filler ("ok", "thanks"); the best are kept until
-    ``max_chars`` is reached (at least one sentence, cut to ``max_chars``).
+    ``max_chars`` is reached (at least one sentence, cut to ``max_chars``). Sentences of fewer than
+    three words are left out unless nothing else is there.
 
     >>> extractive_summary(["thanks!", "My flight to Lisbon leaves at 9am."], max_chars=50)
     'My flight to Lisbon leaves at 9am.'
@@ -113,6 +114,9 @@ def extractive_summary(texts: Sequence[str], *, max_chars: int = 600) -> str:
         tf = Counter(d)
         weight = sum(c * math.log(1.0 + n / df[w]) for w, c in tf.items())
         scores.append((weight / math.sqrt(len(d)) * math.log(2.0 + len(d)), i))
+    # Very short sentences ("ok", "thanks!") carry no content worth the space when others exist.
+    if any(len(d) >= 3 for d in docs):
+        scores = [(sc, i) for sc, i in scores if len(docs[i]) >= 3]
     chosen: list[int] = []
     used = 0
     for _, i in sorted(scores, key=lambda x: (-x[0], x[1])):
