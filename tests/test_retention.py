@@ -132,3 +132,44 @@ def test_background_expiry_runs_and_stops_on_close(tmp_path):
 def test_start_expiry_rejects_bad_interval(mem):
     with pytest.raises(ValueError):
         mem.start_expiry(0)
+
+
+LAGGING = r"""
+import sys
+import recallcore
+m = recallcore.Memory(sys.argv[1])
+print(m.stats()["records"], flush=True)
+sys.stdin.readline()
+print(m.stats()["records"], m.verify()["missing_in_state"], flush=True)
+m.close()
+"""
+
+
+def test_prune_log_drops_covered_entries_and_lagging_processes_still_catch_up(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "store"
+    with Memory(path, checkpoint_every=0) as m:
+        for i in range(10):
+            m.add(f"r{i}", namespace="u", ttl=60 if i < 4 else None)
+        child = subprocess.Popen([sys.executable, "-c", LAGGING, str(path)], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, text=True)
+        assert child.stdin is not None and child.stdout is not None
+        try:
+            assert child.stdout.readline().strip() == "10"
+            for i in range(5):
+                m.add(f"late{i}", namespace="u")
+            rep = m.expire(now=time.time() + 3600, prune_log=True)
+            assert rep.expired == 4
+            assert m._store.prune_log() == 0  # everything up to the snapshot is already gone
+            child.stdin.write("go\n")
+            child.stdin.flush()
+            assert child.stdout.readline().split() == ["11", "0"]
+        finally:
+            child.stdin.close()
+            child.wait(timeout=60)
+            child.stdout.close()
+        m.add("after prune", namespace="u")
+    with Memory(path) as m:
+        assert m.stats()["records"] == 12 and m.verify()["missing_in_state"] == 0

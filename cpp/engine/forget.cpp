@@ -419,6 +419,24 @@ std::vector<std::pair<std::string, std::string>> Memory::policy_items() {
   return out;
 }
 
+std::uint64_t Memory::prune_log() {
+  ensure_open();
+  if (options_.readonly) throw StoreError("the store is open read-only");
+  write_snapshot();
+  const std::uint64_t upto = snapshot_seq_.load();
+  std::uint64_t n = 0;
+  std::lock_guard w(write_mu_);
+  env_->write([&](Txn& txn) {
+    n = 0;
+    storage::Cursor cur(txn, changes_);
+    while (cur.first() && get_be64(cur.key()) <= upto) {
+      cur.del();
+      ++n;
+    }
+  });
+  return n;
+}
+
 double Memory::retention_score(std::uint64_t id, double now, double half_life) {
   ensure_open();
   std::shared_lock lock(state_mu_);

@@ -179,6 +179,9 @@ class Memory {
     std::vector<std::uint64_t> ids;
   };
   ExpireReport expire(double now, const std::vector<RetentionPolicy>& policies);
+  // Writes a snapshot, then deletes the change-log entries it covers; returns how many. Processes
+  // behind that point rebuild their indexes on their next catch-up (correct, but not free).
+  std::uint64_t prune_log();
   // The retention score of a live record (see engine/retention.h); NaN for an unknown id.
   double retention_score(std::uint64_t id, double now, double half_life);
 

@@ -429,6 +429,7 @@ void register_store(py::module_& m) {
              auto rep = no_gil([&] { return s.m().expire(now, ps); });
              return py::make_tuple(rep.expired, rep.evicted, rep.ids);
            })
+      .def("prune_log", [](Store& s) { return no_gil([&] { return s.m().prune_log(); }); })
       .def("retention_score", [](Store& s, std::uint64_t id, double now, double half_life) {
              return no_gil([&] { return s.m().retention_score(id, now, half_life); });
            })

@@ -660,17 +660,21 @@ class Memory:
 
         return [RetentionPolicy.from_stored(k, v) for k, v in self._store.policy_items()]
 
-    def expire(self, now: Optional[TimeLike] = None) -> Any:
+    def expire(self, now: Optional[TimeLike] = None, *, prune_log: bool = False) -> Any:
         """Remove expired records (record ``ttl`` or policy ``ttl``) and enforce policy caps.
 
         Caps evict the lowest retention scores first; one transaction per namespace. ``now``
-        (default: the clock) is injectable for tests. Returns an
+        (default: the clock) is injectable for tests. ``prune_log=True`` then writes a snapshot and
+        drops the change-log entries it covers, so the store file stops growing with the number of
+        writes ever made (other processes behind that point rebuild their indexes once). Returns an
         :class:`~recallcore.forgetting.ExpireReport` (``int(report)`` = records removed).
         """
         from .forgetting import ExpireReport
 
         t = to_unix(now, name="now")
         expired, evicted, ids = self._store.expire(t, [p._core() for p in self.policies()])
+        if prune_log:
+            self._store.prune_log()
         return ExpireReport(int(expired), int(evicted), [int(i) for i in ids])
 
     def retention_score(self, id: int, *, now: Optional[TimeLike] = None, half_life: Any = None) -> float:
