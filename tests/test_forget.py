@@ -284,7 +284,7 @@ def test_other_process_closing_after_forget_does_not_write_forgotten_rows_back(t
     path = tmp_path / "store"
     with Memory(path, dim=16, checkpoint_every=0) as a:
         for i in range(5):
-            a.add(f"u{i}", namespace="u", vector=rvec(i))
+            a.add(f"uniqtokenq{i}", namespace="u", vector=rvec(i))
         a.checkpoint()
         child = subprocess.Popen([sys.executable, "-c", STALE_WRITER, str(path)], stdin=subprocess.PIPE,
                                  stdout=subprocess.PIPE, text=True)
@@ -299,6 +299,8 @@ def test_other_process_closing_after_forget_does_not_write_forgotten_rows_back(t
             child.stdin.close()
             child.wait(timeout=60)
             child.stdout.close()
+        # Checked on the files as the child left them (verify_forgotten would write a fresh snapshot).
+        assert {Path(p).name for p in files_containing(path, [b"uniqtokenq"])} <= {"data.mdb"}
         assert a.verify_forgotten("u") == 0
 
 
@@ -309,3 +311,14 @@ def test_vacuum_refuses_existing_store_or_own_directory(mem, tmp_path):
     mem.vacuum(tmp_path / "copy")
     with pytest.raises(ValueError):
         mem.vacuum(tmp_path / "copy")
+
+
+def test_verify_forgotten_ignores_later_deletes_elsewhere(mem):
+    for i in range(6):
+        mem.add(f"x{i}", namespace="x", vector=rvec(i))
+        mem.add(f"y{i}", namespace="y", vector=rvec(100 + i))
+    mem.checkpoint()
+    mem.forget("x")
+    mem.delete([r.id for r in mem.history("y")[:3]])  # tombstones and a stale snapshot, unrelated to x
+    assert mem.verify_forgotten("x") == 0
+    assert mem.verify_forgotten("y") > 0  # a live namespace is all references
