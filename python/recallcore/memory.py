@@ -599,7 +599,8 @@ class Memory:
     def versions(self, id: int) -> list[Record]:
         """Every version of the fact ``id`` belongs to (any member of the chain), oldest first.
 
-        A version deleted from the middle of a chain ends the walk in that direction.
+        A version deleted from the middle of a chain ends the walk in that direction. See
+        :meth:`supersede` for an example.
         """
         rec = self.get(self._id(id))
         if rec is None:
@@ -668,6 +669,12 @@ class Memory:
         drops the change-log entries it covers, so the store file stops growing with the number of
         writes ever made (other processes behind that point rebuild their indexes once). Returns an
         :class:`~recallcore.forgetting.ExpireReport` (``int(report)`` = records removed).
+
+        >>> import tempfile, time, recallcore
+        >>> with recallcore.Memory(tempfile.mkdtemp()) as m:
+        ...     _ = m.add("one-time code 1234", ttl=60)
+        ...     m.expire(now=time.time() + 120).expired
+        1
         """
         from .forgetting import ExpireReport
 
@@ -709,6 +716,14 @@ class Memory:
         ``sources``; the originals are archived (kept, not recalled by default, see
         :meth:`restore`) or dropped (``keep_original="drop"``), in the same transaction as the
         summaries. Returns the summary ids.
+
+        >>> import tempfile, recallcore
+        >>> with recallcore.Memory(tempfile.mkdtemp()) as m:
+        ...     _ = m.add_many([{"text": f"turn {i} about Porto.", "session": "s", "ts": 100 + i}
+        ...                     for i in range(3)])
+        ...     [s] = m.compact("default", older_than=3600, now=10_000, summarizer=" / ".join)
+        ...     m.get(s).text, m.get(s).sources
+        ('turn 0 about Porto. / turn 1 about Porto. / turn 2 about Porto.', (1, 2, 3))
         """
         from datetime import timedelta
 
