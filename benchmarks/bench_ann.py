@@ -406,7 +406,7 @@ def main() -> None:
     ap.add_argument("--efc", type=int, default=200, help="ef_construction (all libraries)")
     ap.add_argument("--datasets", nargs="+", default=["synthetic", "sift10k", "realtalk"])
     ap.add_argument("--quick", action="store_true", help="skip the 1-thread builds")
-    ap.add_argument("--libs", nargs="+", default=["hnswlib", "faiss", "usearch", "svs"], help="peers to run")
+    ap.add_argument("--libs", nargs="*", default=["hnswlib", "faiss", "usearch", "svs"], help="peers to run")
     ap.add_argument("--storages", nargs="+", default=["f32", "f16", "i8"], help="recallcore storages")
     ap.add_argument("--no-svs-f32", action="store_true")
     ap.add_argument("--filter-sweep", action="store_true", help="exact scan vs walk across selectivities")
