@@ -154,7 +154,8 @@ void Index::Impl::greedy(const float* q, std::uint32_t& ep, float& epd, int lv) 
 // only live nodes the filter allows enter the result heap s.top (a max-heap of at most ef), so a
 // selective filter or many tombstones make the walk go further instead of returning fewer results.
 template <class Allow>
-void Index::Impl::walk(const float* q, std::uint32_t ep, std::size_t ef, int lv, Allow&& allow, Scratch& s) const {
+void Index::Impl::walk(const float* q, std::uint32_t ep, std::size_t ef, int lv, Allow&& allow, Scratch& s,
+                       bool live_only) const {
   auto& cand = s.cand;
   auto& top = s.top;
   cand.clear();
@@ -164,7 +165,7 @@ void Index::Impl::walk(const float* q, std::uint32_t ep, std::size_t ef, int lv,
   const float d0 = dist(q, ep);
   s.visited.test_and_set(ep);
   cand.push_back({d0, ep});
-  if (!deleted[ep] && allow(ep)) top.push_back({d0, ep});
+  if ((!live_only || !deleted[ep]) && allow(ep)) top.push_back({d0, ep});
   float bound = top.empty() ? kInf : d0;
   std::uint32_t fresh[2 * kMaxM];
   while (!cand.empty()) {
@@ -195,7 +196,7 @@ void Index::Impl::walk(const float* q, std::uint32_t ep, std::size_t ef, int lv,
       if (top.size() < ef || d < bound) {
         cand.push_back({d, nb});
         std::push_heap(cand.begin(), cand.end(), std::greater<>());
-        if (!deleted[nb] && allow(nb)) {
+        if ((!live_only || !deleted[nb]) && allow(nb)) {
           top.push_back({d, nb});
           std::push_heap(top.begin(), top.end());
           if (top.size() > ef) {
@@ -255,6 +256,9 @@ void Index::Impl::insert(std::uint32_t slot, Scratch& s) {
   if (s.chosen.size() < std::size_t(top_l + 1)) s.chosen.resize(std::size_t(top_l + 1));
   for (int l = top_l; l >= 0; --l) {
     walk(q, ep, cfg.ef_construction, l, no_filter, s);
+    // Only tombstones reachable (e.g. every earlier node removed or replaced): link to them rather than
+    // leave the new node unreachable; they stay navigable until their slots are reused.
+    if (s.top.empty()) walk(q, ep, cfg.ef_construction, l, no_filter, s, false);
     s.tmp.assign(s.top.begin(), s.top.end());
     std::sort(s.tmp.begin(), s.tmp.end());
     // Drop self: stale links of a reused slot can lead back to it.
@@ -267,7 +271,23 @@ void Index::Impl::insert(std::uint32_t slot, Scratch& s) {
     if (chosen.empty()) continue;
     {
       std::lock_guard<std::mutex> lock((*link_locks)[slot % kLockStripes]);
-      store_links(links(slot, l), chosen.data(), chosen.size());
+      std::uint32_t* own = links(slot, l);
+      if (l == 0) {
+        // A reused slot still holds the links of its previous vector, and for some node that link
+        // may be the only way in. Level 0 keeps up to 2M links and the heuristic picks at most M, so
+        // the spare room keeps those old live links: nothing becomes unreachable by the reuse.
+        s.sel.assign(chosen.begin(), chosen.end());
+        const std::size_t old = std::min<std::size_t>(load_count(own), M0);
+        for (std::size_t i = 0; i < old && s.sel.size() < M0; ++i) {
+          const std::uint32_t x = load_link(own, i);
+          if (x >= n_slots || x == slot || deleted[x]) continue;
+          if (std::none_of(s.sel.begin(), s.sel.end(), [x](const Cand& c) { return c.slot == x; }))
+            s.sel.push_back({0.0f, x});
+        }
+        store_links(own, s.sel.data(), s.sel.size());
+      } else {
+        store_links(own, chosen.data(), chosen.size());
+      }
     }
     const std::size_t maxm = max_links(l);
     for (const Cand& nc : chosen) {
