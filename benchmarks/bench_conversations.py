@@ -7,8 +7,8 @@ built-in token estimator). Two ways to build the prompt of every request:
 
 (a) context-only: the whole history so far (``"[date] role: text"`` lines, as ``Memory.context``
     renders turns), read from the store with ``Memory.history``;
-(b) recallcore: ``Memory.context(query, budget=B, session=<current>, recent_turns=5)``: the last 5
-    turns of the session plus recalled memories, never more than B tokens.
+(b) recallcore: ``Memory.context(query, budget=B, session=<current>, recent_turns=5, k=K)``: the
+    last 5 turns of the session plus the top-K recalled memories (default 10), never more than B tokens.
 
 Requests: every user turn (query = the user's message), and every planted question, asked right
 after its ``asked_after`` turn. Reported per turn index: prompt tokens (built-in estimator, the
@@ -52,7 +52,8 @@ def _line(ts: float, role: str, text: str) -> str:
     return f"[{datetime.fromtimestamp(ts, tz=timezone.utc).strftime('%Y-%m-%d')}] {role}: {text}"
 
 
-def run(n_conversations: int, n_turns: int, budget: int, recent: int, seed: int) -> dict[str, Any]:
+def run(n_conversations: int, n_turns: int, budget: int, recent: int, seed: int,
+        k: int = 10) -> dict[str, Any]:
     """Run the experiment; returns per-request rows."""
     counter = get_counter(None)
     convs = planted_conversations(n_conversations, n_turns, seed=seed)
@@ -87,7 +88,7 @@ def run(n_conversations: int, n_turns: int, budget: int, recent: int, seed: int)
                     if role == "user":
                         requests.append(("turn", None))
                     requests.extend(("question", q) for q in asked.get(t.dia_id, []))
-                    for kind, q in requests:
+                    for _kind, q in requests:
                         query = t.text if q is None else q.question
                         extra = "" if q is None else "\n" + _line(ts, "user", q.question)
                         # (a) the whole history, as the app would read and render it
@@ -98,17 +99,19 @@ def run(n_conversations: int, n_turns: int, budget: int, recent: int, seed: int)
                         full_tokens = counter.count(full_text)
                         # (b) recallcore's packed context
                         t0 = time.perf_counter()
-                        ctx = m.context(query, budget=budget, namespace=ns, session=session, recent_turns=recent)
+                        ctx = m.context(query, budget=budget, namespace=ns, session=session,
+                                        recent_turns=recent, k=k)
                         t_mem = time.perf_counter() - t0
                         mem_tokens = ctx.tokens + (counter.count(extra) if extra else 0)
-                        row = {"conv": ns, "turn": t.index, "full_tokens": full_tokens, "mem_tokens": mem_tokens,
-                               "t_full": t_full, "t_mem": t_mem}
+                        row = {"conv": ns, "turn": t.index, "full_tokens": full_tokens,
+                               "mem_tokens": mem_tokens, "t_full": t_full, "t_mem": t_mem}
                         if q is None:
                             turn_rows.append(row)
                             continue
                         ev_id = dia_to_id[q.evidence[0]]
                         full_ids = [r.id for r in hist] + ["question"]
-                        mem_ids = [i.id for i in sorted(ctx.manifest, key=lambda i: i.position)] + ["question"]
+                        ordered = sorted(ctx.manifest, key=lambda i: i.position)
+                        mem_ids = [i.id for i in ordered] + ["question"]
                         pa = evidence_positions(full_ids, [ev_id])
                         pb = evidence_positions(mem_ids, [ev_id])
                         section = next((i.section for i in ctx.manifest if i.id == ev_id), None)
@@ -135,15 +138,15 @@ def _secs(n: int) -> float:
     return cost.prefill_time(MODEL, n)
 
 
-def summarize(res: dict[str, Any], budget: int, recent: int) -> str:
+def summarize(res: dict[str, Any], budget: int, recent: int, k: int = 10) -> str:
     """A Markdown summary of the run."""
     turns, qs = res["turns"], res["questions"]
     by_turn: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for r in turns:
         by_turn[r["turn"]].append(r)
     out = []
-    out.append("| turn | context-only tokens | recallcore tokens | prefill FLOPs (a / b) | est. prefill time (a / b) "
-               "| assembly time (a / b, median) |")
+    out.append("| turn | context-only tokens | recallcore tokens | prefill FLOPs (a / b) "
+               "| est. prefill time (a / b) | assembly time (a / b, median) |")
     out.append("| ---: | ---: | ---: | ---: | ---: | ---: |")
     idx = sorted(by_turn)
     picks = [i for i in idx if i in (0, 10, 20, 30, 40) or i == idx[-1]]
@@ -164,24 +167,27 @@ def summarize(res: dict[str, Any], budget: int, recent: int) -> str:
                  f"{min(r['turn'] for r in qs)}-{max(r['turn'] for r in qs)}).", "",
              "| | fact in prompt | start third | middle third | end third | mean prompt tokens |",
              "| --- | ---: | ---: | ---: | ---: | ---: |"]
-    for label, key in (("(a) context-only: whole history", "full"), (f"(b) recallcore: budget {budget:,}, "
-                                                                       f"last {recent} turns + recall", "mem")):
+    label_b = f"(b) recallcore: budget {budget:,}, last {recent} turns + top-{k} recall"
+    for label, key in (("(a) context-only: whole history", "full"), (label_b, "mem")):
         inn = [r for r in qs if r[f"{key}_in"]]
         thirds = {t: sum(r[f"{key}_third"] == t for r in inn) for t in THIRDS}
         tok = statistics.mean(r[f"{key}_tokens"] for r in qs)
         lines.append(f"| {label} | {len(inn) / n:.1%} ({len(inn)}/{n}) | "
                      + " | ".join(f"{thirds[t] / max(1, len(inn)):.1%}" for t in THIRDS) + f" | {tok:,.0f} |")
     cats = sorted({r["category"] for r in qs})
+    per_cat = []
+    for c in cats:
+        rows_c = [r for r in qs if r["category"] == c]
+        per_cat.append(f"cat {c}: {sum(r['mem_in'] for r in rows_c) / len(rows_c):.1%} (n={len(rows_c)})")
     lines += ["", "recallcore fact-in-prompt rate by question category (1 literal, 2 paraphrased, 3 updated "
-              "fact): " + ", ".join(
-                  f"cat {c}: {sum(r['mem_in'] for r in qs if r['category'] == c) / max(1, sum(r['category'] == c for r in qs)):.1%}"
-                  f" (n={sum(r['category'] == c for r in qs)})" for c in cats)]
-    sec = defaultdict(int)
+              "fact): " + ", ".join(per_cat) + "."]
+    sec: dict[str, int] = defaultdict(int)
     for r in qs:
         if r["mem_in"]:
             sec[r["mem_section"]] += 1
-    lines.append("Where recallcore's found facts came from: " + ", ".join(f"{k} {v}" for k, v in sorted(sec.items()))
-                 + f"; (a) holds the fact in the middle third for {full_mid / n:.1%} of questions, "
+    found = ", ".join(f"{name} {v}" for name, v in sorted(sec.items()))
+    lines.append(f"Sections holding the facts (b) found: {found}; (a) holds the fact in the middle third "
+                 f"for {full_mid / n:.1%} of questions, "
                  f"(b) has it in the prompt for {mem_in / n:.1%}.")
     return "\n".join(out + lines)
 
@@ -202,7 +208,7 @@ def plot(res: dict[str, Any], budget: int, out_dir: str) -> list[str]:
     mb = np.array([np.mean([r["mem_tokens"] for r in by_turn[i]]) for i in idx])
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
     ax1.plot(idx, fa, "o-", ms=3, label="(a) context-only: whole history")
-    ax1.plot(idx, mb, "o-", ms=3, label=f"(b) recallcore: context, budget {budget:,}")
+    ax1.plot(idx, mb, "o-", ms=3, label=f"(b) recallcore: Memory.context, budget {budget:,}")
     ax1.axhline(budget, color="grey", lw=0.8, ls="--")
     ax1.set_xlabel("turn index of the request")
     ax1.set_ylabel("prompt tokens (built-in cl100k estimator)")
@@ -255,17 +261,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--turns", type=int, default=50)
     ap.add_argument("--budget", type=int, default=1024)
     ap.add_argument("--recent", type=int, default=5)
+    ap.add_argument("--k", type=int, default=10, help="memories recalled as candidates (default 10)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
     ap.add_argument("--no-plots", action="store_true")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
-    res = run(args.conversations, args.turns, args.budget, args.recent, args.seed)
+    res = run(args.conversations, args.turns, args.budget, args.recent, args.seed, args.k)
     elapsed = time.perf_counter() - t0
-    print(f"{args.conversations} conversations x {args.turns} turns, seed {args.seed}: "
+    print(f"{args.conversations} conversations x {args.turns} turns, seed {args.seed}, budget {args.budget}, "
+          f"recent {args.recent}, k {args.k}: "
           f"{len(res['turns'])} turn requests + {len(res['questions'])} questions in {elapsed:.1f} s "
           f"(tokens: {res['counter']})\n")
-    print(summarize(res, args.budget, args.recent))
+    print(summarize(res, args.budget, args.recent, args.k))
     if not args.no_plots:
         for p in plot(res, args.budget, args.out):
             print(f"\nwrote {p}")

@@ -62,7 +62,8 @@ def render_table(header: Sequence[str], rows: Sequence[Sequence[str]], *, left: 
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     lines = []
     for j, r in enumerate([header, *rows]):
-        cells = [str(c).ljust(w) if al[i] == "l" else str(c).rjust(w) for i, (c, w) in enumerate(zip(r, widths))]
+        cells = [str(c).ljust(w) if al[i] == "l" else str(c).rjust(w)
+                 for i, (c, w) in enumerate(zip(r, widths))]
         lines.append("  ".join(cells).rstrip())
         if j == 0:
             lines.append("  ".join("-" * w for w in widths))
@@ -315,9 +316,11 @@ def _cmd_context(args: argparse.Namespace) -> int:
     doc = {
         "tokens": ctx.tokens, "budget": ctx.budget, "text": ctx.text, "messages": ctx.messages(),
         "manifest": [{"id": i.id, "section": i.section, "fidelity": i.fidelity, "tokens": i.tokens,
-                      "score": i.score, "position": i.position, "third": _thirds(i.position, n), "text": i.text}
+                      "score": i.score, "position": i.position, "third": _thirds(i.position, n),
+                      "text": i.text}
                      for i in ctx.manifest],
-        "dropped": [{"id": d.id, "section": d.section, "reason": d.reason, "score": d.score} for d in ctx.dropped],
+        "dropped": [{"id": d.id, "section": d.section, "reason": d.reason, "score": d.score}
+                    for d in ctx.dropped],
     }
     print(json.dumps(doc, indent=2, ensure_ascii=False))
     return 0
@@ -547,7 +550,8 @@ def _cmd_cost(args: argparse.Namespace) -> int:
     for n in args.tokens:
         c = cost.cost(model, n, **kw)  # type: ignore[arg-type]
         row = [f"{n:,}", cost._fmt_flops(c.flops.total), cost._fmt_flops(c.flops.attention),
-               f"{c.flops.attention / c.flops.total:.1%}", cost._fmt_seconds(c.seconds), cost._fmt_bytes(c.kv_bytes)]
+               f"{c.flops.attention / c.flops.total:.1%}", cost._fmt_seconds(c.seconds),
+               cost._fmt_bytes(c.kv_bytes)]
         if c.dollars is not None:
             row.append(f"${c.dollars:.6f}")
         row.append(f"{c.flops.total / mem.flops.total:.2f}x")
@@ -647,7 +651,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--namespace", default="default", help="namespace (default: default)")
     p.add_argument("--session", default=None, help="session whose recent turns go last")
     p.add_argument("--recent-turns", type=_nonneg_int, default=5, help="recent turns to include (default 5)")
-    p.add_argument("--k", type=_positive_int, default=50, help="memories to recall as candidates (default 50)")
+    p.add_argument("--k", type=_positive_int, default=50,
+                   help="memories to recall as candidates (default 50)")
     p.add_argument("--embedder", default="auto", help="query embedder, as for 'recall' (default auto)")
     p.add_argument("--format", choices=("text", "messages", "json"), default="text",
                    help="text (the prompt), messages (chat JSON) or json (text, messages and manifest)")
@@ -684,7 +689,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="tokens of the memory-packed context to compare with (default 2048)")
     p.add_argument("--tflops", type=_positive_float, default=312.0,
                    help="accelerator peak TFLOP/s (default 312: A100 dense bf16)")
-    p.add_argument("--utilization", type=_positive_float, default=0.5, help="share of peak reached (default 0.5)")
+    p.add_argument("--utilization", type=_positive_float, default=0.5,
+                   help="share of peak reached (default 0.5)")
     p.add_argument("--price-per-hour", type=_positive_float, default=None,
                    help="accelerator price in $/hour (adds a cost column)")
     p.set_defaults(func=_cmd_cost)
@@ -693,10 +699,12 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Ingest every conversation of FILE into a temporary store, ask every "
                                    "usable question, print per-category retrieval and context tables.")
     p.add_argument("file", help="conversations in the LoCoMo layout (e.g. realtalk10.json)")
-    p.add_argument("--vectors", default=None, help="directory with turn_emb.npy, question_emb.npy, index.json")
+    p.add_argument("--vectors", default=None,
+                   help="directory with turn_emb.npy, question_emb.npy, index.json")
     p.add_argument("--embedder", default=None, help="embed texts instead: hashing, hashing:<dim>, ...")
     p.add_argument("--modes", type=_modes, default=None,
-                   help="comma-separated: hybrid,vector,lexical (default all three with vectors, else lexical)")
+                   help="comma-separated: hybrid,vector,lexical "
+                        "(default all three with vectors, else lexical)")
     p.add_argument("--k", type=_int_list, default=[5, 10, 20], help="cut-offs (default 5,10,20)")
     p.add_argument("--budgets", type=_int_list, default=[512, 1024, 2048, 4096],
                    help="context budgets in tokens (default 512,1024,2048,4096)")
@@ -713,8 +721,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2
-    from .memory import MAX_TEXT_BYTES  # noqa: F401  (import errors surface here, not mid-command)
     from ._core import StoreError
+    from .memory import MAX_TEXT_BYTES  # noqa: F401  (import errors surface here, not mid-command)
 
     try:
         return int(args.func(args))

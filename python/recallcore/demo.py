@@ -35,7 +35,8 @@ BUDGET = 400
 
 # What an agent would extract and keep beside the raw turns: (kind, text, dia_id it came from, extra).
 PREFERENCES = [
-    ("Maya wants short answers in bullet points; longer explanations are fine for technical questions.", "D4:7"),
+    ("Maya wants short answers in bullet points; longer explanations are fine for technical questions.",
+     "D4:7"),
     ("Maya is vegetarian.", "D1:11"),
     ("Maya's dog Olive goes everywhere with her: prefer dog-friendly places.", "D1:13"),
 ]
@@ -44,13 +45,14 @@ FACTS = [  # (key, text, dia_id); a later fact with the same key supersedes the 
     ("job", "Maya works as a data analyst at Northwind Freight in Leeds.", "D1:3"),
     ("mug_price", "Kiln & Clover sells mugs at £28.", "D2:5"),
     ("wedding", "Maya's sister Ada gets married in Lisbon on 15 June 2024; Maya is maid of honour.", "D2:13"),
-    ("job", "Maya is a senior analyst at Brightgrid, a climate-tech startup in Manchester, since 2 April 2024.",
-     "D3:5"),
+    ("job", "Maya is a senior analyst at Brightgrid, a climate-tech startup in Manchester, since 2 April "
+     "2024.", "D3:5"),
     ("home", "Maya lives in Manchester, in Ancoats near the canal (moved from Leeds in April 2024).", "D4:1"),
     ("mug_price", "Kiln & Clover sells mugs at £32 (raised from £28 in April 2024).", "D4:11"),
 ]
 STATE = {
-    "shop": {"name": "Kiln & Clover", "platform": "Etsy", "launch": "2024-05-04", "discount": "10% launch weekend"},
+    "shop": {"name": "Kiln & Clover", "platform": "Etsy", "launch": "2024-05-04",
+             "discount": "10% launch weekend"},
     "open_tasks": ["announce the launch on Instagram", "tell the Ancoats studio"],
 }
 
@@ -123,7 +125,8 @@ def _run(conv: Any, embedder: HashingEmbedder, counter: Any, tmp: str) -> int:
             ts_of[t.dia_id] = ts
             items.append({"text": t.text, "namespace": NAMESPACE, "session": f"session_{t.session}",
                           "kind": "turn", "role": "user" if t.speaker == "Maya" else "assistant", "ts": ts,
-                          "metadata": {"dia_id": t.dia_id}, "entities": ["Maya"] if t.speaker == "Maya" else []})
+                          "metadata": {"dia_id": t.dia_id},
+                          "entities": ["Maya"] if t.speaker == "Maya" else []})
         turn_ids = m.add_many(items)
         t_turns = time.perf_counter() - t0
         t1 = time.perf_counter()
@@ -180,7 +183,8 @@ def _run(conv: Any, embedder: HashingEmbedder, counter: Any, tmp: str) -> int:
 
         # -------------------------------------------------------------------------- context
         last_session = f"session_{conv.sessions[-1].number}"
-        ctx = m.context(QUESTION, budget=BUDGET, namespace=NAMESPACE, session=last_session, recent_turns=4, k=20)
+        ctx = m.context(QUESTION, budget=BUDGET, namespace=NAMESPACE, session=last_session, recent_turns=4,
+                        k=20)
         n = len(ctx.manifest)
         print()
         rows = []
@@ -201,7 +205,8 @@ def _run(conv: Any, embedder: HashingEmbedder, counter: Any, tmp: str) -> int:
                                                  session=last_session, recent_turns=4, k=20))
     _heading("Latency of each step (this machine, wall clock)")
     print_table(("step", "time"), [
-        (f"ingest {len(turn_ids)} turns (embed + count tokens + one LMDB transaction)", f"{t_turns * 1e3:.1f} ms"),
+        (f"ingest {len(turn_ids)} turns (embed + count tokens + one LMDB transaction)",
+         f"{t_turns * 1e3:.1f} ms"),
         (f"ingest {len(PREFERENCES) + len(FACTS)} preferences/facts + {len(STATE)} state keys "
          "(one transaction each)", f"{t_facts * 1e3:.1f} ms"),
         ("recall, k=8 (median of 25, query embedding included)", f"{t_recall:.2f} ms"),
