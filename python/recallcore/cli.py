@@ -422,10 +422,12 @@ def _read_export(path: str) -> tuple[dict[str, Any], list[dict[str, Any]], list[
                         raw = base64.b64decode(doc["vector"], validate=True)
                     except (ValueError, TypeError):
                         raise CliError(f"{path}:{n}: vector is not base64") from None
+                    if len(raw) != 4 * int(header.get("dim") or 0):
+                        raise CliError(f"{path}:{n}: vector has {len(raw)} bytes ({len(raw) / 4:g} "
+                                       f"dimensions); the export's dim is {header.get('dim')}")
                     vec = np.frombuffer(raw, dtype="<f4").astype(np.float32)
-                    if vec.shape[0] != header["dim"]:
-                        raise CliError(f"{path}:{n}: vector has {vec.shape[0]} dimensions; the export's dim "
-                                       f"is {header['dim']}")
+                    if not np.all(np.isfinite(vec)):
+                        raise CliError(f"{path}:{n}: vector contains NaN or infinity")
                     doc["vector"] = vec
                 records.append(doc)
             else:
@@ -435,41 +437,98 @@ def _read_export(path: str) -> tuple[dict[str, Any], list[dict[str, Any]], list[
     return header, states, records
 
 
-def import_records(memory: Any, states: list[dict[str, Any]], records: list[dict[str, Any]],
-                   *, progress: bool = True) -> dict[int, int]:
-    """Write parsed export lines into ``memory``; returns old id -> new id.
-
-    Records go in id order, so ``supersedes`` can point at the new id of the record it replaced
-    (that also restores ``valid_from``/``valid_to``); ``archived`` is set after the add, ``expires_at``
-    becomes a ttl from now.
-    """
+def _add_kwargs(doc: dict[str, Any]) -> dict[str, Any]:
     import numpy as np
 
-    now = time.time()
+    vec = doc.get("vector")
+    return {
+        "text": doc["text"], "namespace": doc["namespace"], "session": doc.get("session"),
+        "kind": doc["kind"],
+        "role": doc.get("role"), "ts": float(doc["ts"]), "importance": float(doc.get("importance", 0.5)),
+        "metadata": doc.get("metadata") or None, "entities": doc.get("entities") or (),
+        "vector": None if vec is None else np.asarray(vec, dtype=np.float32), "summary": doc.get("summary"),
+    }
+
+
+def validate_records(memory: Any, records: list[dict[str, Any]]) -> None:
+    """Check every record against ``memory`` (types, names, dim) without writing anything."""
+    for doc in records:
+        try:
+            kwargs = _add_kwargs(doc)
+            text = kwargs.pop("text")
+            memory._prepare(text, **kwargs)
+        except (TypeError, ValueError) as exc:
+            raise CliError(f"record {doc.get('id')!r}: {exc}; nothing was written") from None
+
+
+def import_records(memory: Any, states: list[dict[str, Any]], records: list[dict[str, Any]],
+                   *, progress: bool = True, batch_size: int = 512) -> dict[int, int]:
+    """Write parsed export lines into ``memory``; returns old id -> new id.
+
+    Records go in id order, in batches (one transaction each); a record that supersedes one of the
+    same batch starts a new batch, so ``supersedes`` always points at the new id of the record it
+    replaced (which also restores ``valid_from``/``valid_to``). ``archived`` is set after the add,
+    ``expires_at`` becomes a ttl from the moment of writing.
+    """
+    validate_records(memory, records)
     id_map: dict[int, int] = {}
     bar = _progress(len(records), "import") if progress else None
-    for doc in sorted(records, key=lambda d: int(d["id"])):
-        old_sup = doc.get("supersedes")
-        expires = doc.get("expires_at")
-        ttl = None if expires is None else max(1e-3, float(expires) - now)
-        vec = doc.get("vector")
-        new_id = memory.add(
-            doc["text"], namespace=doc["namespace"], session=doc.get("session"), kind=doc["kind"],
-            role=doc.get("role"), ts=float(doc["ts"]), importance=float(doc.get("importance", 0.5)),
-            metadata=doc.get("metadata") or None, entities=doc.get("entities") or (),
-            vector=None if vec is None else np.asarray(vec, dtype=np.float32), summary=doc.get("summary"),
-            ttl=ttl, supersedes=id_map.get(int(old_sup)) if old_sup else None,
-        )
-        if doc.get("archived"):
-            memory._store.update(new_id, {"archived": True})
-        id_map[int(doc["id"])] = new_id
+    pending: list[dict[str, Any]] = []
+
+    def flush() -> None:
+        if not pending:
+            return
+        items = []
+        for doc in pending:
+            item = _add_kwargs(doc)
+            expires = doc.get("expires_at")
+            if expires is not None:
+                item["ttl"] = max(1e-3, float(expires) - time.time())
+            sup = doc.get("supersedes")
+            if sup and int(sup) in id_map:
+                item["supersedes"] = id_map[int(sup)]
+            items.append(item)
+        new_ids = memory.add_many(items)
+        for doc, new_id in zip(pending, new_ids):
+            id_map[int(doc["id"])] = new_id
+            if doc.get("archived"):
+                memory._store.update(new_id, {"archived": True})
         if bar is not None:
-            bar.update(1)
+            bar.update(len(pending))
+        pending.clear()
+
+    in_batch: set[int] = set()
+    for doc in sorted(records, key=lambda d: int(d["id"])):
+        sup = doc.get("supersedes")
+        if (sup and int(sup) in in_batch) or len(pending) >= batch_size:
+            flush()
+            in_batch.clear()
+        pending.append(doc)
+        in_batch.add(int(doc["id"]))
+    flush()
     if bar is not None:
         bar.close()
     for st in states:
         memory.state(st["namespace"])[st["key"]] = st["value"]
     return id_map
+
+
+def _recorded_embedder(name: str, dim: int) -> Any:
+    """An embedder carrying the exported store's embedder name (so the new store records it).
+
+    The model-free hashing embedder is rebuilt; any other is a placeholder that refuses to embed
+    (every exported record of such a store carries its vector, so it is never called on import).
+    """
+    from .embedders import CallableEmbedder, HashingEmbedder
+
+    if name == f"hashing-v1-{dim}":
+        return HashingEmbedder(dim)
+
+    def refuse(texts: list[str]) -> Any:
+        raise ValueError(f"record without a vector: the embedder {name!r} is not loaded by "
+                         "'recallcore import'")
+
+    return CallableEmbedder(refuse, dim, name)
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
@@ -503,6 +562,8 @@ def _cmd_import(args: argparse.Namespace) -> int:
         kwargs: dict[str, Any] = {}
         if dim:
             kwargs.update(dim=dim, metric=header.get("metric") or None)
+            if header.get("embedder"):
+                kwargs["embedder"] = _recorded_embedder(str(header["embedder"]), dim)
         if header.get("token_counter"):
             kwargs["token_counter"] = header["token_counter"]
         with Memory(args.path, **kwargs) as m:
@@ -682,7 +743,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("cost", help="prefill FLOPs, time and KV cache per context length",
                        description="Tabulate what a prompt of each length costs a model (recallcore.cost), "
                                    "against a memory-packed context of --memory-tokens.")
-    p.add_argument("--model", default="llama-3.1-8b", help="preset name (default llama-3.1-8b)")
+    from .cost import MODELS
+
+    p.add_argument("--model", default="llama-3.1-8b", choices=sorted(MODELS), metavar="MODEL",
+                   help=f"preset: {', '.join(sorted(MODELS))} (default llama-3.1-8b)")
     p.add_argument("--tokens", type=_int_list, default=list(DEFAULT_TOKENS),
                    help="comma-separated context lengths (default 512,1024,...,131072)")
     p.add_argument("--memory-tokens", type=_positive_int, default=2048,
@@ -732,6 +796,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (ValueError, TypeError, KeyError, OSError, RuntimeError, StoreError) as exc:
         msg = " ".join(str(exc).split()) or type(exc).__name__
         print(f"recallcore {args.command}: error: {msg}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # e.g. piped into `head`: stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
         return 1
     except KeyboardInterrupt:
         print(f"recallcore {args.command}: interrupted", file=sys.stderr)
