@@ -165,7 +165,7 @@ def summarize(res: dict[str, Any], budget: int, recent: int, k: int = 10) -> str
     full_mid = sum(r["full_third"] == "middle" for r in qs)
     lines = ["", f"Planted-fact questions: {n} (asked after turns "
                  f"{min(r['turn'] for r in qs)}-{max(r['turn'] for r in qs)}).", "",
-             "| | fact in prompt | start third | middle third | end third | mean prompt tokens |",
+             "| | fact in prompt | in start third | in middle third | in end third | mean prompt tokens |",
              "| --- | ---: | ---: | ---: | ---: | ---: |"]
     label_b = f"(b) recallcore: budget {budget:,}, last {recent} turns + top-{k} recall"
     for label, key in (("(a) context-only: whole history", "full"), (label_b, "mem")):
@@ -192,7 +192,7 @@ def summarize(res: dict[str, Any], budget: int, recent: int, k: int = 10) -> str
     return "\n".join(out + lines)
 
 
-def plot(res: dict[str, Any], budget: int, out_dir: str) -> list[str]:
+def plot(res: dict[str, Any], budget: int, out_dir: str, k: int = 10) -> list[str]:
     """Write the PNG plots; returns their paths."""
     import matplotlib
 
@@ -208,8 +208,8 @@ def plot(res: dict[str, Any], budget: int, out_dir: str) -> list[str]:
     mb = np.array([np.mean([r["mem_tokens"] for r in by_turn[i]]) for i in idx])
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
     ax1.plot(idx, fa, "o-", ms=3, label="(a) context-only: whole history")
-    ax1.plot(idx, mb, "o-", ms=3, label=f"(b) recallcore: Memory.context, budget {budget:,}")
-    ax1.axhline(budget, color="grey", lw=0.8, ls="--")
+    ax1.plot(idx, mb, "o-", ms=3, label=f"(b) recallcore: last 5 turns + top-{k} recall, budget {budget:,}")
+    ax1.axhline(budget, color="grey", lw=0.8, ls="--", label=f"budget ({budget:,} tokens)")
     ax1.set_xlabel("turn index of the request")
     ax1.set_ylabel("prompt tokens (built-in cl100k estimator)")
     ax1.set_title("Prompt tokens per request (mean of conversations)")
@@ -275,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
           f"(tokens: {res['counter']})\n")
     print(summarize(res, args.budget, args.recent, args.k))
     if not args.no_plots:
-        for p in plot(res, args.budget, args.out):
+        for p in plot(res, args.budget, args.out, args.k):
             print(f"\nwrote {p}")
     return 0
 

@@ -606,7 +606,7 @@ def _cmd_cost(args: argparse.Namespace) -> int:
     header = ["tokens", "prefill FLOPs", "attention QK^T+AV", "attn share", "prefill time", "KV cache"]
     if args.price_per_hour is not None:
         header.append("cost")
-    header += [f"FLOPs vs {args.memory_tokens:,}-token memory context"]
+    header += [f"FLOPs vs {args.memory_tokens:,} tokens"]
     rows = []
     for n in args.tokens:
         c = cost.cost(model, n, **kw)  # type: ignore[arg-type]
