@@ -74,20 +74,22 @@ def print_table(header: Sequence[str], rows: Sequence[Sequence[str]], *, title: 
                 left: int = 1, align: Optional[str] = None) -> None:
     """Print a table (rich in a terminal when installed, else plain aligned text)."""
     al = _aligns(len(header), left, align)
-    if _use_rich():
+    plain = render_table(header, rows, align=al)
+    width = max(len(line) for line in plain.splitlines()) + len(header) + 4  # rich adds borders/padding
+    if _use_rich() and width <= shutil.get_terminal_size().columns:
         from rich.console import Console
         from rich.table import Table
 
         table = Table(title=title, title_justify="left")
         for i, h in enumerate(header):
-            table.add_column(str(h), justify="left" if al[i] == "l" else "right")
+            table.add_column(str(h), justify="left" if al[i] == "l" else "right", no_wrap=True)
         for r in rows:
             table.add_row(*(str(c) for c in r))
         Console().print(table)
         return
     if title:
         print(title)
-    print(render_table(header, rows, align=al))
+    print(plain)
 
 
 def _progress(total: int, desc: str) -> Any:
