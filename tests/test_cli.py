@@ -464,3 +464,44 @@ def test_eval_bad_files(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text("{ nope")
     assert_error(run("eval", str(bad)), 1, "not a JSON file")
+
+
+# ------------------------------------------------------------------------ export support in Memory
+
+
+def test_memory_get_vector_and_namespaces(tmp_path: Path) -> None:
+    with recallcore.Memory(str(tmp_path / "m"), dim=4) as m:
+        v = np.array([0.1, -2.5, 3e-8, 7.0], np.float32)
+        a = m.add("with vector", namespace="b", vector=v)
+        b = m.add("without vector", namespace="a")
+        m.state("c")["k"] = 1
+        got = m.get_vector(a)
+        assert got is not None and got.dtype == np.float32 and np.array_equal(got, v)
+        assert m.get_vector(b) is None
+        with pytest.raises(ValueError):
+            m.get_vector(999)
+        assert m.namespaces() == ["a", "b", "c"]
+
+
+def test_text_only_store_round_trip(tmp_path: Path) -> None:
+    src = tmp_path / "text"
+    with recallcore.Memory(str(src)) as m:
+        m.add("plain words", namespace="n", kind="note", ts=10, metadata={"x": [1, 2]})
+    dump = tmp_path / "d.jsonl"
+    out = run("export", str(src))
+    assert out.returncode == 0, out.stderr
+    assert all("vector" not in json.loads(x) for x in out.stdout.splitlines())
+    dump.write_text(out.stdout)
+    assert run("import", str(tmp_path / "copy"), str(dump)).returncode == 0
+    assert comparable(read_export(run("export", str(tmp_path / "copy")).stdout)) == \
+        comparable(read_export(out.stdout))
+
+
+def test_readme_cost_table_is_the_cli_output() -> None:
+    readme = Path(__file__).resolve().parent.parent / "README.md"
+    if not readme.is_file():
+        pytest.skip("README.md not beside the tests")
+    text = readme.read_text(encoding="utf-8")
+    start = text.index("$ recallcore cost\n") + len("$ recallcore cost\n")
+    table = text[start:text.index("```", start)]
+    assert run("cost").stdout == table
