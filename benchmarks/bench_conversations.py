@@ -17,7 +17,7 @@ question/message included on both sides), prefill FLOPs and estimated prefill ti
 for questions whether the evidence turn is in the prompt and in which third (start / middle / end)
 of the prompt's items it sits.
 
-    PYTHONPATH=python python3 benchmarks/bench_conversations.py            # the full run (~1-2 min)
+    PYTHONPATH=python python3 benchmarks/bench_conversations.py            # the full run (~15 s here)
     PYTHONPATH=python python3 benchmarks/bench_conversations.py --conversations 10 --no-plots
 
 Writes ``benchmarks/results/conversations_tokens_flops.png`` and
