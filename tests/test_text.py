@@ -404,3 +404,18 @@ def test_deserialize_accepts_buffers_and_rejects_other_types():
 def test_corruption_error_is_a_value_error():
     with pytest.raises(ValueError):
         Bm25Index.deserialize(b"garbage")
+
+
+def test_concurrent_searches_from_threads_agree():
+    # search releases the GIL; concurrent readers must see the same answers as a single reader.
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = random.Random(21)
+    index = Bm25Index()
+    docs = {i: random_doc(rng) for i in range(500)}
+    index.add_many(0, np.array(sorted(docs), dtype=np.uint64), [docs[i] for i in sorted(docs)])
+    queries = [" ".join(rng.choice(VOCAB) for _ in range(3)) for _ in range(40)]
+    expected = [index.search(0, q, 10)[0].tolist() for q in queries]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda q: index.search(0, q, 10)[0].tolist(), queries * 10))
+    assert got == expected * 10

@@ -236,3 +236,59 @@ def test_long_text_is_estimated_as_accurately_as_its_messages(data_dir):
     assert abs(_core.estimate_tokens(joined) - real) / real <= 0.10
     spaced = " ".join(texts)  # cut points are spaces: same pieces as the messages joined by spaces
     assert abs(_core.estimate_tokens(spaced) - len(enc.encode_ordinary(spaced))) / real <= 0.10
+
+
+def gettext_messages(lang: str) -> list[str]:
+    """Vim's translated messages for `lang` (real text in that language), or skip."""
+    import gettext
+    import glob
+
+    paths = glob.glob(f"/usr/share/vim/vim*/lang/{lang}/LC_MESSAGES/vim.mo")
+    if not paths:
+        pytest.skip(f"no Vim {lang} catalog on this machine")
+    with open(paths[0], "rb") as f:
+        catalog = gettext.GNUTranslations(f)._catalog  # type: ignore[attr-defined]
+    return [v for k, v in catalog.items() if k and isinstance(v, str) and len(v) >= 20]
+
+
+@pytest.mark.parametrize("lang", ["de", "es", "ja", "ko", "ru", "tr", "vi"])
+def test_aggregate_error_on_other_languages_is_within_twenty_percent(lang):
+    # Held out from the calibration (which used other packages' catalogs).
+    enc = offline_cl100k()
+    texts = gettext_messages(lang)
+    real = sum(len(ids) for ids in enc.encode_ordinary_batch(texts))
+    est = int(_core.estimate_tokens_many(texts).sum())
+    assert abs(est - real) / real <= 0.20
+
+
+def test_foreign_latin_text_costs_more_per_word_than_english():
+    english = _core.estimate_tokens("we will meet at the station tomorrow morning before work")
+    german = _core.estimate_tokens("wir treffen uns morgen früh vor der Arbeit am Bahnhof")
+    assert german > english
+
+
+class _FakeEncoding:
+    def __init__(self, ids: list[int]) -> None:
+        self.ids = ids
+
+
+class _FakeHFTokenizer:
+    """Quacks like tokenizers.Tokenizer: one id per whitespace-separated word."""
+
+    def encode(self, text: str, add_special_tokens: bool = True) -> _FakeEncoding:
+        assert add_special_tokens is False
+        return _FakeEncoding(list(range(len(text.split()))))
+
+    def encode_batch(self, texts: list[str], add_special_tokens: bool = True) -> list[_FakeEncoding]:
+        return [self.encode(t, add_special_tokens=add_special_tokens) for t in texts]
+
+
+def test_hf_counter_wraps_a_tokenizer_object_without_special_tokens():
+    c = tokens.HFTokenizerCounter(_FakeHFTokenizer(), name="fake-words")
+    assert c.name == "hf:fake-words"
+    assert c.count("a b c") == 3
+    assert c.count_many(["a", "a b", ""]) == [1, 2, 0]
+    with pytest.raises(ValueError, match="give name"):
+        tokens.HFTokenizerCounter(_FakeHFTokenizer())
+    with pytest.raises(TypeError):
+        tokens.HFTokenizerCounter(object(), name="x")

@@ -134,6 +134,7 @@ Memory::Memory(const MemoryOptions& options) : options_(options) {
     std::lock_guard sync(sync_mu_);
     catch_up_locked();
   }
+  indexer_ = std::thread([this] { indexer_loop(); });
   if (!options_.readonly && options_.checkpoint_every > 0) checkpointer_ = std::thread([this] { checkpointer_loop(); });
 }
 
@@ -155,6 +156,7 @@ void Memory::close() {
     ck_cv_.notify_all();
     checkpointer_.join();
   }
+  stop_indexer();
   std::exception_ptr err;
   try {
     if (!options_.readonly && env_) {
@@ -335,7 +337,7 @@ std::vector<std::uint64_t> Memory::add(const std::vector<NewRecord>& items) {
         log_change(txn, ++seq, kOpUpdate, old.id);
         r.h.valid_from = it.ts;
         r.h.supersedes = old.id;
-        changes.push_back(Pending{old.id, false, old.h, lexical_text(old), {}});
+        changes.push_back(Pending{seq, old.id, false, old.h, lexical_text(old), {}});
         if (old.h.flags & kHasVector) {
           std::string_view vb;
           if (txn.get(vectors_, id_key(old.id), &vb)) {
@@ -351,7 +353,7 @@ std::vector<std::uint64_t> Memory::add(const std::vector<NewRecord>& items) {
       put_secondary(txn, r);
       log_change(txn, ++seq, kOpPut, r.id);
       ids.push_back(r.id);
-      Pending p{r.id, false, r.h, lexical_text(r), {}};
+      Pending p{seq, r.id, false, r.h, lexical_text(r), {}};
       if (it.vector != nullptr) p.vector.assign(it.vector, it.vector + dim_);
       changes.push_back(std::move(p));
     }
@@ -419,7 +421,7 @@ void Memory::update(std::uint64_t id, const RecordPatch& patch) {
     seq0 = meta_u64(txn, "seq", 0);
     log_change(txn, seq0 + 1, kOpUpdate, id);
     put_meta_u64(txn, "seq", seq0 + 1);
-    changes.push_back(Pending{id, false, r.h, lexical_text(r), std::move(vec)});
+    changes.push_back(Pending{seq0 + 1, id, false, r.h, lexical_text(r), std::move(vec)});
   });
   names_->commit();
   after_commit(seq0, std::move(changes));
@@ -442,7 +444,7 @@ void Memory::remove(const std::vector<std::uint64_t>& ids) {
       txn.del(records_, id_key(id));
       txn.del(vectors_, id_key(id));
       log_change(txn, ++seq, kOpDelete, id);
-      changes.push_back(Pending{id, true, r.h, {}, {}});
+      changes.push_back(Pending{seq, id, true, r.h, {}, {}});
     }
     put_meta_u64(txn, "seq", seq);
   });
@@ -467,15 +469,16 @@ void Memory::after_commit(std::uint64_t seq0, std::vector<Pending>&& changes) {
 }
 
 void Memory::apply_locked(std::vector<Pending>& changes) {
-  // Vectors are added in one batch: the index parallelises and amortises its locking.
-  std::vector<float> batch;
-  std::vector<std::uint64_t> batch_ids, removed;
+  bool removed_any = false;
   for (auto& c : changes) {
     if (c.id >= rows_.size()) rows_.resize(std::max<std::size_t>(c.id + 1, rows_.size() * 3 / 2 + 16));
     Row& row = rows_[c.id];
     if (c.removed) {
-      if (row.live && vec_ && vec_->contains(c.id)) removed.push_back(c.id);
-      if (row.live) lex_->remove(c.id);
+      if (row.live) {
+        drop_vector_locked(c.id);
+        lex_->remove(c.id);
+        removed_any = true;
+      }
       row.live = false;
       continue;
     }
@@ -483,17 +486,15 @@ void Memory::apply_locked(std::vector<Pending>& changes) {
     row.h = c.h;
     row.live = true;
     lex_->add(c.h.ns, c.id, c.text);
-    if (!c.vector.empty()) {
-      batch.insert(batch.end(), c.vector.begin(), c.vector.end());
-      batch_ids.push_back(c.id);
-    }
+    // Vectors go to the pending tail: searchable now (exact scan), in the graph soon (indexer).
+    if (!c.vector.empty()) queue_vector_locked(c.id, c.seq, c.vector.data());
   }
-  if (!removed.empty()) vec_->remove(removed.data(), removed.size());
-  if (!batch_ids.empty()) vec_->add(batch.data(), batch_ids.data(), batch_ids.size(), batch_ids.size() >= 256 ? 0 : 1);
+  if (!pend_.empty() || !graph_dead_.empty()) idx_cv_.notify_one();
   // Keep namespace id lists free of dead ids once they are mostly dead (amortised O(1)).
-  for (auto& [ns, list] : ns_ids_) {
-    (void)ns;
-    if (list.size() > 64 && removed.size() > 0) {
+  if (removed_any) {
+    for (auto& [ns, list] : ns_ids_) {
+      (void)ns;
+      if (list.size() <= 64) continue;
       std::size_t dead = 0;
       for (auto id : list) dead += !rows_[id].live;
       if (dead * 2 > list.size())
@@ -528,7 +529,7 @@ void Memory::catch_up_locked() {
     if (s > seq) break;
     const char op = cur.value()[0];
     const std::uint64_t id = get_be64(cur.value(), 1);
-    Pending p{id, op == kOpDelete, {}, {}, {}};
+    Pending p{s, id, op == kOpDelete, {}, {}, {}};
     std::string_view bytes;
     if (!p.removed) {
       if (!txn.get(records_, id_key(id), &bytes)) {
@@ -563,7 +564,15 @@ hnsw::Config Memory::index_config() const {
 }
 
 void Memory::rebuild_locked() {
-  vec_ = std::make_unique<hnsw::Index>(index_config());
+  {
+    std::lock_guard graph(graph_mu_);  // the indexer must not be inside the graph being replaced
+    vec_ = std::make_unique<hnsw::Index>(index_config());
+    ++graph_gen_;
+  }
+  pend_.clear();
+  pend_vecs_.clear();
+  pend_pos_.clear();
+  graph_dead_.clear();
   lex_ = std::make_unique<text::Bm25Index>();
   rows_.clear();
   ns_ids_.clear();
@@ -575,7 +584,7 @@ void Memory::rebuild_locked() {
   for (bool ok = cur.first(); ok; ok = cur.next()) {
     const std::uint64_t id = get_be64(cur.key());
     const Record r = decode_record(id, cur.value());
-    Pending p{id, false, r.h, lexical_text(r), {}};
+    Pending p{seq, id, false, r.h, lexical_text(r), {}};
     std::string_view vb;
     if ((r.h.flags & kHasVector) && txn.get(vectors_, id_key(id), &vb) && vb.size() == dim_ * 4) {
       p.vector.resize(dim_);
@@ -876,6 +885,7 @@ void Memory::checkpointer_loop() {
 Memory::Consistency Memory::verify() {
   ensure_open();
   sync();
+  drain_pending();
   Consistency c;
   std::shared_lock lock(state_mu_);
   storage::Env::Reader reader(*env_);
@@ -893,12 +903,14 @@ Memory::Consistency Memory::verify() {
     seen[id] = 1;
     if (h.flags & kHasVector) {
       ++with_vector;
-      if (!vec_->contains(id)) ++c.missing_vectors;
+      if (!vec_->contains(id) && !pend_pos_.count(id)) ++c.missing_vectors;
     }
   }
   for (std::uint64_t id = 0; id < rows_.size(); ++id)
     if (rows_[id].live && !seen[id]) ++c.extra_in_state;
-  const std::uint64_t in_index = vec_->size();
+  std::uint64_t in_index = pend_.size();
+  for (auto id : vec_->ids())
+    if (!pend_pos_.count(id)) ++in_index;
   if (in_index > with_vector - c.missing_vectors) c.extra_vectors = in_index - (with_vector - c.missing_vectors);
   return c;
 }
@@ -917,14 +929,18 @@ Stats Memory::stats() {
   s.seq = applied_seq_.load();
   s.snapshot_seq = snapshot_seq_.load();
   std::shared_lock lock(state_mu_);
-  s.vectors = vec_->size();
+  s.pending_vectors = pend_.size();
+  s.indexed_vectors = vec_->size();
   s.index_bytes = vec_->stats().memory_bytes;
   s.lexical_docs = lex_->size();
   std::unordered_map<std::uint64_t, std::uint64_t> counts;  // ns << 32 | kind
   for (const auto& [ns, ids] : ns_ids_) {
     (void)ns;
-    for (auto id : ids)
-      if (rows_[id].live) ++counts[(std::uint64_t(rows_[id].h.ns) << 32) | rows_[id].h.kind];
+    for (auto id : ids) {
+      if (!rows_[id].live) continue;
+      ++counts[(std::uint64_t(rows_[id].h.ns) << 32) | rows_[id].h.kind];
+      s.vectors += (rows_[id].h.flags & kHasVector) != 0;
+    }
   }
   storage::Env::Reader reader(*env_);
   for (const auto& [key, n] : counts) {

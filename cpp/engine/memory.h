@@ -82,7 +82,7 @@ struct RecallResult {
 };
 
 struct Stats {
-  std::uint64_t records = 0, vectors = 0, seq = 0, snapshot_seq = 0;
+  std::uint64_t records = 0, vectors = 0, indexed_vectors = 0, pending_vectors = 0, seq = 0, snapshot_seq = 0;
   std::uint64_t file_bytes = 0, map_bytes = 0, index_bytes = 0, lexical_docs = 0;
   std::map<std::string, std::map<std::string, std::uint64_t>> counts;  // namespace -> kind -> live records
   std::size_t dim = 0;
@@ -146,6 +146,7 @@ class Memory {
 
  private:
   struct Pending {  // one committed change, applied to the derived state after commit
+    std::uint64_t seq;
     std::uint64_t id;
     bool removed;
     RecordHeader h;
@@ -164,6 +165,18 @@ class Memory {
   RecordOut resolve(const storage::Txn& txn, Record r);
   std::vector<std::uint64_t> entity_record_ids(const storage::Txn& txn, std::uint32_t ns, const std::string& name);
   hnsw::Config index_config() const;
+
+  // Vector search over the graph and the not-yet-indexed tail (engine/indexer.cpp). Callers hold
+  // state_mu_ (shared). `allowed` (sorted ids) selects the exact path; otherwise `filter` is walked.
+  std::vector<hnsw::Hit> vector_candidates(const float* query, std::size_t k, std::size_t ef,
+                                           const std::vector<std::uint64_t>* allowed, const hnsw::Filter& filter) const;
+  bool vector_of(std::uint64_t id, float* out) const;  // caller holds state_mu_
+  void queue_vector_locked(std::uint64_t id, std::uint64_t seq, const float* v);
+  void drop_vector_locked(std::uint64_t id);
+  bool index_pending(std::size_t max_batch);  // false when nothing was pending
+  void drain_pending();
+  void indexer_loop();
+  void stop_indexer();
 
   void after_commit(std::uint64_t seq0, std::vector<Pending>&& changes);
   void apply_locked(std::vector<Pending>& changes);
@@ -192,6 +205,23 @@ class Memory {
   std::unique_ptr<text::Bm25Index> lex_;  // text + entity names of live records, one partition per namespace
   std::atomic<std::uint64_t> applied_seq_{0};
   std::atomic<std::uint64_t> snapshot_seq_{0};
+
+  // Vectors committed but not yet in the graph. Searched exactly (so a write is searchable as soon as
+  // it returns) while the indexer thread inserts them; the graph has one writer, that thread (or a
+  // drain), serialised by graph_mu_. Guarded by state_mu_; graph_gen_ changes when vec_ is replaced.
+  struct PendingVec {
+    std::uint64_t id, seq;
+  };
+  std::vector<PendingVec> pend_;
+  std::vector<float> pend_vecs_;
+  std::unordered_map<std::uint64_t, std::size_t> pend_pos_;
+  std::vector<std::uint64_t> graph_dead_;  // ids to remove from the graph (deleted or replaced)
+  std::uint64_t graph_gen_ = 0;
+  std::mutex graph_mu_;
+  std::thread indexer_;
+  std::mutex idx_mu_;
+  std::condition_variable idx_cv_;
+  bool idx_stop_ = false;
 
   std::thread checkpointer_;
   std::mutex ck_mu_;

@@ -119,9 +119,9 @@ std::vector<RecallResult> Memory::recall(const RecallQuery& q) {
       if (it != ns_ids_.end())
         for (auto id : it->second)
           if ((rows_[id].h.flags & kHasVector) && pred.allows(id)) allowed.push_back(id);
-      if (!allowed.empty()) vhits = vec_->search_exact(q.vector, ncand, allowed.data(), allowed.size());
+      vhits = vector_candidates(q.vector, ncand, 0, &allowed, pred);  // ns lists are in id order
     } else {
-      vhits = vec_->search(q.vector, ncand, std::max(q.ef, ncand), &pred);
+      vhits = vector_candidates(q.vector, ncand, std::max(q.ef, ncand), nullptr, pred);
     }
   }
   if (want_lex) lhits = lex_->search(pred.ns, q.text, ncand, &pred);
@@ -170,7 +170,7 @@ std::vector<RecallResult> Memory::recall(const RecallQuery& q) {
     std::vector<char> has(pool, 0);
     for (std::size_t i = 0; i < pool; ++i) {
       vecs[i].resize(dim_);
-      has[i] = vec_->get_vector(hits[i].id, vecs[i].data());
+      has[i] = vector_of(hits[i].id, vecs[i].data());
     }
     const auto& kt = simd::active();
     auto sim = [&](std::size_t a, std::size_t b) {

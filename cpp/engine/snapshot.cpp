@@ -71,7 +71,10 @@ void write_atomically(const std::string& path, const std::string& bytes) {
 void Memory::write_snapshot() {
   // Readers may go on; writers wait (the state must not change while it is written).
   std::lock_guard sync(sync_mu_);
+  // The graph is saved as it is (the indexer paused by graph_mu_): vectors still pending are not in
+  // it, and load_snapshot_locked() re-queues them from LMDB, so closing never waits for indexing.
   std::shared_lock lock(state_mu_);
+  std::lock_guard graph(graph_mu_);
   const std::uint64_t stamp = applied_seq_.load();
   if (stamp == snapshot_seq_.load() && std::filesystem::exists(rows_path(options_.path))) return;
   std::string payload;
@@ -204,6 +207,26 @@ bool Memory::load_snapshot_locked() {
   ns_ids_ = std::move(ns_ids);
   vec_ = std::move(vec);
   lex_ = std::move(lex);
+  pend_.clear();
+  pend_vecs_.clear();
+  pend_pos_.clear();
+  graph_dead_.clear();
+  if (dim_ > 0) {
+    // Vectors that were pending at snapshot time go back to the tail; ids the graph holds for
+    // records since deleted are queued for removal (and filtered out meanwhile).
+    storage::Env::Reader reader(*env_);
+    for (std::uint64_t id = 0; id < rows_.size(); ++id) {
+      if (!rows_[id].live || !(rows_[id].h.flags & kHasVector) || vec_->contains(id)) continue;
+      std::string_view vb;
+      if (reader.txn().get(vectors_, storage::id_key(id), &vb) && vb.size() == dim_ * sizeof(float)) {
+        std::vector<float> v(dim_);
+        std::memcpy(v.data(), vb.data(), vb.size());
+        queue_vector_locked(id, h.stamp, v.data());
+      }
+    }
+    for (auto id : vec_->ids())
+      if (id >= rows_.size() || !rows_[id].live) graph_dead_.push_back(id);
+  }
   applied_seq_.store(h.stamp);
   snapshot_seq_.store(h.stamp);
   return true;

@@ -283,15 +283,13 @@ void test_concurrency() {
 
 }  // namespace
 
-int main() {
+// Entry point for the shared test main (cpp/tests/main.cpp); returns the number of failures.
+int run_hnsw_tests() {
   test_recall_filters_exact();
   test_deletes_replace_compact();
   test_persistence();
   test_concurrency();
-  if (failures != 0) {
-    std::fprintf(stderr, "%d check(s) failed\n", failures);
-    return 1;
-  }
-  std::printf("test_hnsw: all checks passed\n");
-  return 0;
+  if (failures != 0) std::fprintf(stderr, "test_hnsw: %d check(s) failed\n", failures);
+  else std::printf("test_hnsw: all checks passed\n");
+  return failures;
 }

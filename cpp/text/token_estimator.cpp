@@ -2,7 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
-#include <string>
+#include <string_view>
 
 #include "text/charclass.h"
 #include "text/tokenizer.h"
@@ -120,42 +120,41 @@ double word_tokens(const Cp* w, std::size_t n, int lead, int table) {
   return kWordTable[table][lead][cs][len - 1] + (n > kMaxLen ? kLongTailPerLetter * double(n - kMaxLen) : 0.0);
 }
 
+// Counted while decoding a chunk, for table_for().
+struct Counts {
+  std::size_t latin = 0, accented = 0, words = 0;  // Latin letters, accented ones, ASCII words
+};
+
 // The table for a chunk. Other languages written in Latin script cost more tokens per word than
 // English (cl100k's vocabulary is mostly English). Without a vocabulary, two signals tell them apart:
 // accents (on >= 1% of the Latin letters in French, Polish, Czech, Turkish, ...; almost never in
 // English) and English stopwords (about half of the words of English text, rare elsewhere).
-int table_for(const std::vector<Cp>& cps) {
-  std::size_t latin = 0, accented = 0, words = 0, stop = 0;
-  std::string word;
-  bool ascii_word = true;
-  auto end_word = [&] {
-    if (!word.empty() && ascii_word) {
-      ++words;
-      stop += is_stopword(word);
-    }
-    word.clear();
-    ascii_word = true;
-  };
-  for (const Cp& c : cps) {
-    if (c.k != Kind::letter) {
-      end_word();
+int table_for(const std::vector<Cp>& cps, const Counts& counts) {
+  const std::size_t latin = counts.latin, accented = counts.accented, words = counts.words;
+  const bool accents = latin && accented * 100 >= latin;
+  if (!accents && words < 6) return 0;
+  // English stopwords, stopping as soon as there are enough to call the text English
+  // (after a few words for English text, whose every other word is a stopword).
+  std::size_t stop = 0;
+  auto english = [&] { return stop * 100 >= words * 12 && (!accents || stop * 10 >= words * 3); };
+  char word[12];
+  std::size_t len = 0;
+  bool ascii = true, in_word = false;
+  for (std::size_t i = 0; i <= cps.size(); ++i) {
+    if (i < cps.size() && cps[i].k == Kind::letter) {
+      in_word = true;
+      ascii = ascii && cps[i].c < 0x80;
+      if (ascii && len < sizeof word) word[len] = char(cps[i].c | 0x20);
+      ++len;
       continue;
     }
-    if (c.c < 0x80) {
-      if (word.size() < 16) word.push_back(char(c.c | 0x20));  // stopwords are short: a prefix will do
-    } else {
-      ascii_word = false;
-      word.push_back('#');
-    }
-    if (is_latin_letter(c.c)) {
-      ++latin;
-      accented += c.c >= 0x80;
-    }
+    // Stopwords have at most 10 letters; longer words are not looked up.
+    if (in_word && ascii && len <= 10 && is_stopword(std::string_view(word, len)) && (++stop, english())) return 0;
+    in_word = false;
+    ascii = true;
+    len = 0;
   }
-  end_word();
-  const bool accents = latin && accented * 100 >= latin && stop * 10 < words * 3;
-  const bool few_stopwords = words >= 6 && stop * 100 < words * 12;
-  return accents || few_stopwords ? 1 : 0;
+  return english() ? 0 : 1;
 }
 
 double punct_tokens(const Cp* p, std::size_t n, bool space_lead) {
@@ -175,8 +174,8 @@ double punct_tokens(const Cp* p, std::size_t n, bool space_lead) {
 // Walks the cl100k pre-tokenisation; calls emit(begin, end, estimate) for each piece, where begin and
 // end index the code point vector.
 template <class Emit>
-void split(const std::vector<Cp>& cps, Emit&& emit) {
-  const int table = table_for(cps);
+void split(const std::vector<Cp>& cps, const Counts& counts, Emit&& emit) {
+  const int table = table_for(cps, counts);
   const std::size_t n = cps.size();
   auto kind = [&](std::size_t i) { return cps[i].k; };
   auto ws = [&](std::size_t i) { return cps[i].k == Kind::space || cps[i].k == Kind::newline; };
@@ -259,16 +258,32 @@ void split(const std::vector<Cp>& cps, Emit&& emit) {
   }
 }
 
-// Decodes already-validated UTF-8.
-void decode_all(std::string_view s, std::vector<Cp>& out) {
+// Decodes already-validated UTF-8, counting what table_for() needs on the way.
+void decode_all(std::string_view s, std::vector<Cp>& out, Counts& counts) {
   out.clear();
+  counts = {};
+  bool in_word = false, ascii_word = true;
   std::size_t i = 0;
   while (i < s.size()) {
     const std::size_t at = i;
     char32_t c = 0;
     decode_utf8(s, i, c);
-    out.push_back({c, at, kind_of(c)});
+    const Kind k = kind_of(c);
+    out.push_back({c, at, k});
+    if (k != Kind::letter) {
+      counts.words += in_word && ascii_word;
+      in_word = false;
+      ascii_word = true;
+      continue;
+    }
+    in_word = true;
+    ascii_word = ascii_word && c < 0x80;
+    if (is_latin_letter(c)) {
+      ++counts.latin;
+      counts.accented += c >= 0x80;
+    }
   }
+  counts.words += in_word && ascii_word;
 }
 
 // Long texts are estimated in chunks so the decoded code points (24 bytes each) stay few. A chunk
@@ -293,11 +308,12 @@ std::size_t estimate_tokens(std::string_view utf8) {
   require_valid_utf8(utf8);  // once, so an error names the offset in the whole text
   if (utf8.empty()) return 0;
   thread_local std::vector<Cp> cps;
+  Counts counts;
   double total = 0;
   for (std::size_t from = 0; from < utf8.size();) {
     const std::size_t to = next_cut(utf8, from);
-    decode_all(utf8.substr(from, to - from), cps);
-    split(cps, [&](std::size_t, std::size_t, double t) { total += t; });
+    decode_all(utf8.substr(from, to - from), cps, counts);
+    split(cps, counts, [&](std::size_t, std::size_t, double t) { total += t; });
     from = to;
   }
   if (cps.capacity() > 4 * kChunk) cps = {};  // a text without cut points: do not keep its buffer
@@ -307,9 +323,10 @@ std::size_t estimate_tokens(std::string_view utf8) {
 std::vector<std::string_view> cl100k_pieces(std::string_view utf8) {
   require_valid_utf8(utf8);
   std::vector<Cp> cps;
-  decode_all(utf8, cps);
+  Counts counts;
+  decode_all(utf8, cps, counts);
   std::vector<std::string_view> out;
-  split(cps, [&](std::size_t b, std::size_t e, double) {
+  split(cps, counts, [&](std::size_t b, std::size_t e, double) {
     const std::size_t from = cps[b].pos, to = e < cps.size() ? cps[e].pos : utf8.size();
     out.push_back(utf8.substr(from, to - from));
   });

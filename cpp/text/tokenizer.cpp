@@ -11,7 +11,7 @@ namespace recallcore::text {
 namespace {
 
 // NLTK's English stopword list (179 words) with apostrophes removed, as rule 3 of the header does
-// to the text, plus contractions frequent in chat ("im", "ive", "cant", ...); sorted at first use.
+// to the text, plus contractions frequent in chat ("im", "ive", "cant", ...).
 constexpr std::string_view kStopwords[] = {
     "a",        "about",   "above",   "after",    "again",  "against", "ain",     "all",     "am",
     "an",       "and",     "any",     "are",      "aren",   "arent",   "as",      "at",      "be",
@@ -55,12 +55,23 @@ bool is_apostrophe(char32_t cp) { return cp == U'\'' || cp == U'\u2019'; }
 }  // namespace
 
 bool is_stopword(std::string_view w) noexcept {
-  static const std::vector<std::string_view> sorted = [] {
-    std::vector<std::string_view> a(std::begin(kStopwords), std::end(kStopwords));
-    std::sort(a.begin(), a.end());
-    return a;
+  // Open addressing over a power-of-two table, built once: one hash and usually one comparison per
+  // lookup (the estimator calls this per word).
+  constexpr std::size_t kSlots = 1024;
+  static const auto table = [] {
+    std::vector<std::string_view> t(kSlots);
+    for (std::string_view sw : kStopwords) {
+      std::size_t h = std::hash<std::string_view>{}(sw) & (kSlots - 1);
+      while (!t[h].empty()) h = (h + 1) & (kSlots - 1);
+      t[h] = sw;
+    }
+    return t;
   }();
-  return std::binary_search(sorted.begin(), sorted.end(), w);
+  if (w.empty() || w.size() > 10) return false;  // the longest stopwords have 10 letters
+  for (std::size_t h = std::hash<std::string_view>{}(w) & (kSlots - 1);; h = (h + 1) & (kSlots - 1)) {
+    if (table[h].empty()) return false;
+    if (table[h] == w) return true;
+  }
 }
 
 void stem_light(std::string& w) {

@@ -276,6 +276,8 @@ class Store {
     }
     d["records"] = s.records;
     d["vectors"] = s.vectors;
+    d["pending_vectors"] = s.pending_vectors;
+    d["indexed_vectors"] = s.indexed_vectors;
     d["counts"] = counts;
     d["seq"] = s.seq;
     d["snapshot_seq"] = s.snapshot_seq;

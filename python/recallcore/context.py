@@ -196,10 +196,9 @@ def build_context(memory: Memory, query: Optional[str], *, budget: int, vector: 
         add_section("recent", entries, pinned_=False, priority=0)
     # 4. recalled memories
     hits: list[Hit] = []
-    if query or vector is not None or memory.embedder is not None:
-        if query or vector is not None:
-            hits = memory.recall(query, vector=vector, namespace=namespace, k=k, as_of=as_of,
-                                 include_history=include_history, now=now, **recall_kwargs)
+    if query or vector is not None:
+        hits = memory.recall(query, vector=vector, namespace=namespace, k=k, as_of=as_of,
+                             include_history=include_history, now=now, **recall_kwargs)
     entries = [record_entry(h.record, "memories", h.score) for h in hits if h.id not in taken]
     add_section("memories", entries, pinned_=False, priority=1)
 

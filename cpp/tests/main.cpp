@@ -1,0 +1,16 @@
+// The Python-free C++ test executable (ctest target recallcore_cpp_tests): each file under cpp/tests
+// exposes run_<area>_tests() returning its number of failed checks.
+#include <cstdio>
+
+int run_hnsw_tests();
+int run_text_tests();
+
+int main() {
+  const int failures = run_hnsw_tests() + run_text_tests();
+  if (failures != 0) {
+    std::fprintf(stderr, "%d check(s) failed\n", failures);
+    return 1;
+  }
+  std::printf("all C++ tests passed\n");
+  return 0;
+}
