@@ -548,9 +548,13 @@ def _cmd_import(args: argparse.Namespace) -> int:
             with Memory(args.path, readonly=True) as probe:
                 have = probe.dim
                 counter = probe.stats()["token_counter"]
+                metric = probe.metric
             if has_vectors and have != dim:
                 raise CliError(f"dim mismatch: the export has {dim}-dimensional vectors, the store at "
                                f"{args.path} has dim {have or 'none (text-only)'}; nothing was written")
+            if has_vectors and metric != header.get("metric"):
+                print(f"recallcore import: note: the export's vectors were searched by {header.get('metric')!r}; "
+                      f"this store uses {metric!r}", file=sys.stderr)
             if counter != header.get("token_counter"):
                 print(f"recallcore import: note: token counts are recomputed with this store's counter "
                       f"{counter!r} (the export used {header.get('token_counter')!r})", file=sys.stderr)
@@ -787,21 +791,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2
-    from ._core import StoreError
-    from .memory import MAX_TEXT_BYTES  # noqa: F401  (import errors surface here, not mid-command)
+    from ._core import StoreError  # a broken build fails here, before the command starts
 
     try:
         return int(args.func(args))
+    except BrokenPipeError:  # e.g. piped into `head`: stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
     except CliError as exc:
         print(f"recallcore {args.command}: error: {exc}", file=sys.stderr)
         return 1
     except (ValueError, TypeError, KeyError, OSError, RuntimeError, StoreError) as exc:
         msg = " ".join(str(exc).split()) or type(exc).__name__
         print(f"recallcore {args.command}: error: {msg}", file=sys.stderr)
-        return 1
-    except BrokenPipeError:  # e.g. piped into `head`: stop quietly
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
         return 1
     except KeyboardInterrupt:
         print(f"recallcore {args.command}: interrupted", file=sys.stderr)
