@@ -701,6 +701,32 @@ std::vector<RecordOut> Memory::get_many(const std::vector<std::uint64_t>& ids) {
   return out;
 }
 
+std::vector<std::vector<float>> Memory::get_vectors(const std::vector<std::uint64_t>& ids) {
+  ensure_open();
+  storage::Env::Reader reader(*env_);
+  std::vector<std::vector<float>> out(ids.size());
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    std::string_view bytes;
+    if (!reader.txn().get(records_, id_key(ids[i]), &bytes))
+      throw InvalidArgument("unknown record id " + std::to_string(ids[i]));
+    std::string_view vb;
+    if (dim_ > 0 && reader.txn().get(vectors_, id_key(ids[i]), &vb) && vb.size() == dim_ * 4) {
+      out[i].resize(dim_);
+      std::memcpy(out[i].data(), vb.data(), dim_ * 4);
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> Memory::namespaces() {
+  ensure_open();
+  storage::Env::Reader reader(*env_);
+  std::vector<std::string> out;
+  for (auto& [id, name] : names_->all(reader.txn(), NameKind::ns)) out.push_back(std::move(name));
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 std::vector<RecordOut> Memory::history(const std::string& ns, const std::optional<std::string>& session,
                                        std::size_t last, double since, double until) {
   ensure_open();

@@ -113,6 +113,10 @@ class Memory {
 
   std::optional<RecordOut> get(std::uint64_t id);
   std::vector<RecordOut> get_many(const std::vector<std::uint64_t>& ids);
+  // Export support: each record's stored vector, bit for bit (empty: none; unknown id: InvalidArgument),
+  // and every namespace name the store has registered (also those holding only state).
+  std::vector<std::vector<float>> get_vectors(const std::vector<std::uint64_t>& ids);
+  std::vector<std::string> namespaces();
   std::vector<RecordOut> history(const std::string& ns, const std::optional<std::string>& session,
                                  std::size_t last, double since, double until);
   ListPage list(const std::string& ns, const std::optional<std::string>& kind, double since, double until,

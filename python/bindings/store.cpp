@@ -2,6 +2,7 @@
 // counters, JSON, datetimes, typed Record objects) live in python/recallcore/memory.py; this file
 // only converts, validates shapes, and releases the GIL around every call that touches LMDB.
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "common.h"
@@ -178,6 +179,27 @@ class Store {
     return records_list(rs);
   }
 
+  // [n] list: a float32 array per record, or None when it has no vector.
+  py::list get_vectors(const std::vector<std::uint64_t>& ids) {
+    Memory& mem = m();
+    std::vector<std::vector<float>> vs;
+    {
+      py::gil_scoped_release release;
+      vs = mem.get_vectors(ids);
+    }
+    py::list out;
+    for (auto& v : vs) {
+      if (v.empty()) {
+        out.append(py::none());
+      } else {
+        py::array_t<float> a(py::ssize_t(v.size()));
+        std::memcpy(a.mutable_data(), v.data(), v.size() * sizeof(float));
+        out.append(a);
+      }
+    }
+    return out;
+  }
+
   py::list history(const std::string& ns, const std::optional<std::string>& session, std::size_t last, double since,
                    double until) {
     Memory& mem = m();
@@ -334,6 +356,8 @@ void register_store(py::module_& m) {
       .def("remove", &Store::remove)
       .def("get", &Store::get)
       .def("get_many", &Store::get_many)
+      .def("get_vectors", &Store::get_vectors)
+      .def("namespaces", [](Store& s) { return no_gil([&] { return s.m().namespaces(); }); })
       .def("history", &Store::history)
       .def("list", &Store::list)
       .def("entity", &Store::entity)

@@ -466,6 +466,17 @@ class Memory:
         t = self._store.get(self._id(id))
         return None if t is None else Record._from_core(t)
 
+    def get_vector(self, id: int) -> Optional[np.ndarray]:
+        """The vector stored with record ``id`` (float32, exactly as written), or None if it has none.
+
+        Raises ValueError for an unknown id.
+        """
+        return self._store.get_vectors([self._id(id)])[0]
+
+    def namespaces(self) -> list[str]:
+        """Every namespace this store has registered (sorted), including those that only hold state."""
+        return list(self._store.namespaces())
+
     def history(self, namespace: str, session: Optional[str] = None, *, last: Optional[int] = None,
                 since: Optional[TimeLike] = None, until: Optional[TimeLike] = None) -> list[Record]:
         """Records of a namespace (or one of its sessions) in time order; ``last=n`` keeps the newest n."""
