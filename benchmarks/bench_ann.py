@@ -62,12 +62,13 @@ def synthetic(
 
 
 def exact_topk(x: np.ndarray, q: np.ndarray, metric: str, k: int = K) -> np.ndarray:
+    k = min(k, len(x))
     out = np.empty((len(q), k), dtype=np.int64)
     sq = (x.astype(np.float32) ** 2).sum(1)
     for i in range(0, len(q), 256):
         qq = q[i : i + 256]
         d = sq[None, :] - 2 * qq @ x.T if metric == "l2" else -(qq @ x.T)
-        part = np.argpartition(d, k, axis=1)[:, :k]
+        part = np.argpartition(d, min(k, d.shape[1] - 1), axis=1)[:, :k]
         order = np.take_along_axis(d, part, 1).argsort(1)
         out[i : i + 256] = np.take_along_axis(part, order, 1)
     return out
@@ -345,21 +346,22 @@ def run(args) -> None:
         truth = exact_topk(x, q, metric)
         rc_metric = "l2" if metric == "l2" else "ip"
         libs: list[Built] = []
-        for storage in ["f32", "f16", "i8"]:
+        for storage in args.storages:
             b = build_recallcore(x, rc_metric, args.M, args.efc, 2, storage)
             if storage == "f32" and not args.quick:
                 b.build_s.update(build_recallcore(x, rc_metric, args.M, args.efc, 1, storage).build_s)
             libs.append(b)
-        hb = build_hnswlib(x, metric, args.M, args.efc, 2)
+        hb = build_hnswlib(x, metric, args.M, args.efc, 2) if "hnswlib" in args.libs else None
         if hb is not None:
             if not args.quick:
                 hb.build_s.update(build_hnswlib(x, metric, args.M, args.efc, 1).build_s)
             libs.append(hb)
-        for builder in (build_faiss, build_usearch, build_svs):
+        peers = {"faiss": build_faiss, "usearch": build_usearch, "svs": build_svs}
+        for builder in (f for name, f in peers.items() if name in args.libs):
             b = builder(x, metric, args.M, args.efc, 2)
             if b is not None:
                 libs.append(b)
-        if not args.no_svs_f32:
+        if not args.no_svs_f32 and "svs" in args.libs:
             b = build_svs(x, metric, args.M, args.efc, 2, f16=False)
             if b is not None:
                 libs.append(b)
@@ -404,6 +406,8 @@ def main() -> None:
     ap.add_argument("--efc", type=int, default=200, help="ef_construction (all libraries)")
     ap.add_argument("--datasets", nargs="+", default=["synthetic", "sift10k", "realtalk"])
     ap.add_argument("--quick", action="store_true", help="skip the 1-thread builds")
+    ap.add_argument("--libs", nargs="*", default=["hnswlib", "faiss", "usearch", "svs"], help="peers to run")
+    ap.add_argument("--storages", nargs="+", default=["f32", "f16", "i8"], help="recallcore storages")
     ap.add_argument("--no-svs-f32", action="store_true")
     ap.add_argument("--filter-sweep", action="store_true", help="exact scan vs walk across selectivities")
     ap.add_argument("--verbose", action="store_true", help="print every ef point")

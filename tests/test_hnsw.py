@@ -101,6 +101,7 @@ def test_assigned_ids_are_unique_and_follow_the_largest_seen():
     b = idx.add(np.zeros((2, 4), dtype=np.float32))
     assert b.tolist() == [101, 102]
     assert len(idx) == 6 and 100 in idx and 3 not in idx
+    assert np.uint64(100) in idx and b[0] in idx and -1 not in idx and "100" not in idx and 2**70 not in idx
 
 
 def test_parallel_build_has_the_same_recall_as_serial(data):

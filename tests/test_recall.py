@@ -131,7 +131,7 @@ def test_hybrid_rrf_is_the_documented_formula(store: Any, rrf_k: Optional[int],
     for rank, h in enumerate(lx, 1):
         score[h.id] = score.get(h.id, 0.0) + wl / (c + rank)
     want = sorted(score, key=lambda i: (-np.float32(score[i]), i))[:5]
-    hits = store.recall(query, vector=q, namespace="ns0", k=5, rrf_k=rrf_k, candidates=depth,
+    hits = store.recall(query, vector=q, namespace="ns0", k=5, fusion="rrf", rrf_k=rrf_k, candidates=depth,
                         vector_weight=wv, lexical_weight=wl, now=NOW)
     assert [h.id for h in hits] == want
     vrank = {h.id: r for r, h in enumerate(v, 1)}
@@ -156,12 +156,16 @@ def test_hybrid_relative_score_fusion_formula(store: Any) -> None:
         score[h.id] = score.get(h.id, 0.0) + 1.0 * s
     for h, s in zip(lx, norm([h.bm25 for h in lx])):
         score[h.id] = score.get(h.id, 0.0) + 0.7 * s
+    score = {i: s / 1.7 for i, s in score.items()}  # divided by the sum of the weights
     hits = store.recall(query, vector=q, namespace="ns1", k=6, fusion="relative", candidates=depth,
                         lexical_weight=0.7, now=NOW)
     want = sorted(score, key=lambda i: (-np.float32(score[i]), i))[:6]
     assert [h.id for h in hits] == want
     for h in hits:
         assert h.score == pytest.approx(score[h.id], rel=1e-4, abs=1e-6)
+    # relative-score fusion is the default
+    default = store.recall(query, vector=q, namespace="ns1", k=6, candidates=depth, lexical_weight=0.7, now=NOW)
+    assert [(h.id, h.score) for h in default] == [(h.id, h.score) for h in hits]
 
 
 def test_hybrid_without_vector_is_lexical_and_with_empty_text_is_vector(store: Any) -> None:

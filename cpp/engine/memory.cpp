@@ -119,9 +119,11 @@ Memory::Memory(const MemoryOptions& options) : options_(options) {
   eo.map_size = options_.map_size;
   env_ = std::make_unique<storage::Env>(eo);
   const auto dbis = env_->open_dbis(
-      {"meta", "records", "vectors", "by_ns", "by_session", "entities", "state", "changes", "names"});
+      {"meta", "records", "vectors", "by_ns", "by_session", "entities", "state", "changes", "names", "dedupe",
+       "policies"});
   meta_ = dbis[0], records_ = dbis[1], vectors_ = dbis[2], by_ns_ = dbis[3], by_session_ = dbis[4],
   entities_ = dbis[5], state_ = dbis[6], changes_ = dbis[7], names_dbi_ = dbis[8];
+  dedupe_ = dbis[9], policies_ = dbis[10];
   names_ = std::make_unique<Names>(names_dbi_);
   open_meta();
 
@@ -299,12 +301,14 @@ void Memory::put_secondary(Txn& txn, const Record& r) {
   txn.put(by_ns_, by_ns_key(r.h.ns, r.h.ts, r.id), {});
   if (r.h.session != 0) txn.put(by_session_, by_session_key(r.h.ns, r.h.session, r.h.ts, r.id), {});
   for (const auto& e : r.entities) txn.put(entities_, entity_key(r.h.ns, e, r.id), {});
+  put_dedupe(txn, r);
 }
 
 void Memory::del_secondary(Txn& txn, const Record& r) {
   txn.del(by_ns_, by_ns_key(r.h.ns, r.h.ts, r.id));
   if (r.h.session != 0) txn.del(by_session_, by_session_key(r.h.ns, r.h.session, r.h.ts, r.id));
   for (const auto& e : r.entities) txn.del(entities_, entity_key(r.h.ns, e, r.id));
+  del_dedupe(txn, r);
 }
 
 std::vector<std::uint64_t> Memory::add(const std::vector<NewRecord>& items) {
@@ -322,6 +326,33 @@ std::vector<std::uint64_t> Memory::add(const std::vector<NewRecord>& items) {
     seq0 = meta_u64(txn, "seq", 0);
     std::uint64_t seq = seq0, next_id = meta_u64(txn, "next_id", 1);
     for (const auto& it : items) {
+      if (it.dedupe != NewRecord::Dedupe::keep && it.supersedes == 0) {
+        // Duplicates on write (engine/dedupe.cpp): the same transaction sees earlier items of the batch.
+        const std::uint32_t dns = names_->resolve(txn, NameKind::ns, it.ns, true);
+        const std::uint32_t dkind = names_->resolve(txn, NameKind::kind, it.kind, true);
+        if (const std::uint64_t dup = find_duplicate(txn, it, dns, dkind); dup != 0) {
+          ids.push_back(dup);
+          if (it.dedupe == NewRecord::Dedupe::skip) continue;
+          std::string_view eb;
+          txn.get(records_, id_key(dup), &eb);
+          Record e = decode_record(dup, eb);
+          del_secondary(txn, e);
+          e.h.ts = std::min(e.h.ts, it.ts);
+          e.h.importance = std::max(e.h.importance, it.importance);
+          e.h.repeats += 1;
+          if (it.ttl > 0 && e.h.expires_at != kForever) e.h.expires_at = std::max(e.h.expires_at, now + it.ttl);
+          for (const auto& en : it.entities)
+            if (std::none_of(e.entities.begin(), e.entities.end(),
+                             [&](const std::string& x) { return entity_norm(x) == entity_norm(en); }))
+              e.entities.push_back(en);
+          e.h.updated = now;
+          txn.put(records_, id_key(dup), encode_record(e));
+          put_secondary(txn, e);
+          log_change(txn, ++seq, kOpUpdate, dup);
+          changes.push_back(Pending{seq, dup, false, e.h, lexical_text(e), {}});
+          continue;
+        }
+      }
       Record r;
       r.id = next_id++;
       r.h.ns = names_->resolve(txn, NameKind::ns, it.ns, true);
@@ -586,6 +617,7 @@ hnsw::Config Memory::index_config() const {
 }
 
 void Memory::rebuild_locked() {
+  names_->clear_cache();  // a rebuild can follow another process's forget, which drops names
   {
     std::lock_guard graph(graph_mu_);  // the indexer must not be inside the graph being replaced
     vec_ = std::make_unique<hnsw::Index>(index_config());
@@ -671,6 +703,32 @@ std::vector<RecordOut> Memory::get_many(const std::vector<std::uint64_t>& ids) {
     if (!reader.txn().get(records_, id_key(id), &bytes)) throw InvalidArgument("unknown record id " + std::to_string(id));
     out.push_back(resolve(reader.txn(), decode_record(id, bytes)));
   }
+  return out;
+}
+
+std::vector<std::vector<float>> Memory::get_vectors(const std::vector<std::uint64_t>& ids) {
+  ensure_open();
+  storage::Env::Reader reader(*env_);
+  std::vector<std::vector<float>> out(ids.size());
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    std::string_view bytes;
+    if (!reader.txn().get(records_, id_key(ids[i]), &bytes))
+      throw InvalidArgument("unknown record id " + std::to_string(ids[i]));
+    std::string_view vb;
+    if (dim_ > 0 && reader.txn().get(vectors_, id_key(ids[i]), &vb) && vb.size() == dim_ * 4) {
+      out[i].resize(dim_);
+      std::memcpy(out[i].data(), vb.data(), dim_ * 4);
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> Memory::namespaces() {
+  ensure_open();
+  storage::Env::Reader reader(*env_);
+  std::vector<std::string> out;
+  for (auto& [id, name] : names_->all(reader.txn(), NameKind::ns)) out.push_back(std::move(name));
+  std::sort(out.begin(), out.end());
   return out;
 }
 

@@ -52,6 +52,11 @@ struct NewRecord {
   std::uint32_t tokens_text = 0, tokens_summary = 0;
   const float* vector = nullptr;  // dim floats or null
   std::uint64_t supersedes = 0;
+  // Duplicates on write (issue 7, engine/dedupe.cpp): keep writes a new record; skip returns the id
+  // of an existing duplicate without writing; merge folds this one into it.
+  enum class Dedupe : std::uint8_t { keep, skip, merge };
+  Dedupe dedupe = Dedupe::keep;
+  float dedupe_threshold = 0.95f;  // near duplicates: vector similarity (cosine/ip) at or above this
 };
 
 // Fields an update may change; unset optionals stay as they are.
@@ -108,6 +113,10 @@ class Memory {
 
   std::optional<RecordOut> get(std::uint64_t id);
   std::vector<RecordOut> get_many(const std::vector<std::uint64_t>& ids);
+  // Export support: each record's stored vector, bit for bit (empty: none; unknown id: InvalidArgument),
+  // and every namespace name the store has registered (also those holding only state).
+  std::vector<std::vector<float>> get_vectors(const std::vector<std::uint64_t>& ids);
+  std::vector<std::string> namespaces();
   std::vector<RecordOut> history(const std::string& ns, const std::optional<std::string>& session,
                                  std::size_t last, double since, double until);
   ListPage list(const std::string& ns, const std::optional<std::string>& kind, double since, double until,
@@ -148,6 +157,46 @@ class Memory {
     double last_access = 0;
   };
 
+  // ---- Forgetting (issue 7): engine/forget.cpp, engine/dedupe.cpp, engine/retention.cpp ----------
+  struct ForgetQuery {
+    std::optional<std::string> ns, session;
+    std::vector<std::uint64_t> ids;       // empty: every record the other fields select
+    std::optional<double> before;         // records with ts < before
+    std::vector<std::string> kinds;       // empty: all kinds
+  };
+  // Deletes every trace of the selected records in one transaction, rebuilds the derived indexes and
+  // writes a fresh snapshot; returns the number of records deleted.
+  std::uint64_t forget(const ForgetQuery& q);
+  // References to `ns` left anywhere (LMDB tables, change log, snapshot files, in-memory indexes).
+  std::uint64_t verify_forgotten(const std::string& ns);
+  void vacuum(const std::string& dest_dir);  // a compacted copy of the LMDB environment
+  void set_archived(const std::vector<std::uint64_t>& ids, bool archived);  // all must exist
+  struct CompactGroup {
+    NewRecord summary;
+    std::vector<std::uint64_t> sources;
+  };
+  // Writes one summary per group (linked to its sources) and archives or drops the sources, all in
+  // one transaction; returns the summary ids.
+  std::vector<std::uint64_t> compact_commit(const std::vector<CompactGroup>& groups, bool drop);
+  // Retention policies are opaque values (JSON from the binding) under "namespace\0kind" keys.
+  void policy_put(const std::string& ns, const std::string& kind, const std::string& value);  // "" deletes
+  std::vector<std::pair<std::string, std::string>> policy_items();
+  struct RetentionPolicy {
+    std::string ns, kind;  // "" = any
+    double ttl = 0, half_life = 0;
+    std::uint64_t max_items = 0, max_tokens = 0;
+  };
+  struct ExpireReport {
+    std::uint64_t expired = 0, evicted = 0;
+    std::vector<std::uint64_t> ids;
+  };
+  ExpireReport expire(double now, const std::vector<RetentionPolicy>& policies);
+  // Writes a snapshot, then deletes the change-log entries it covers; returns how many. Processes
+  // behind that point rebuild their indexes on their next catch-up (correct, but not free).
+  std::uint64_t prune_log();
+  // The retention score of a live record (see engine/retention.h); NaN for an unknown id.
+  double retention_score(std::uint64_t id, double now, double half_life);
+
  private:
   struct Pending {  // one committed change, applied to the derived state after commit
     std::uint64_t seq;
@@ -166,6 +215,10 @@ class Memory {
   void log_change(storage::Txn& txn, std::uint64_t seq, char op, std::uint64_t id);
   void put_secondary(storage::Txn& txn, const Record& r);
   void del_secondary(storage::Txn& txn, const Record& r);
+  // Forgetting helpers (engine/dedupe.cpp).
+  void put_dedupe(storage::Txn& txn, const Record& r);
+  void del_dedupe(storage::Txn& txn, const Record& r);
+  std::uint64_t find_duplicate(const storage::Txn& txn, const NewRecord& it, std::uint32_t ns, std::uint32_t kind);
   RecordOut resolve(const storage::Txn& txn, Record r);
   std::vector<std::uint64_t> entity_record_ids(const storage::Txn& txn, std::uint32_t ns, const std::string& name);
   hnsw::Config index_config() const;
@@ -193,7 +246,7 @@ class Memory {
   MemoryOptions options_;
   std::unique_ptr<storage::Env> env_;
   MDB_dbi meta_ = 0, records_ = 0, vectors_ = 0, by_ns_ = 0, by_session_ = 0, entities_ = 0, state_ = 0,
-          changes_ = 0, names_dbi_ = 0;
+          changes_ = 0, names_dbi_ = 0, dedupe_ = 0, policies_ = 0;
   std::unique_ptr<Names> names_;
   std::size_t dim_ = 0;
   std::string metric_;

@@ -32,10 +32,21 @@ std::uint32_t Names::find(const storage::Txn& txn, NameKind kind, std::string_vi
   {
     std::shared_lock lock(mu_);
     auto it = ids_.find(cache_key(kind, name));
-    if (it != ids_.end()) return it->second;
+    // A write re-checks the table: another process may have forgotten the name (Memory::forget), and
+    // a record must never be written under a dead id. Reads trust the cache until the next rebuild.
+    if (it != ids_.end() && txn.readonly()) return it->second;
   }
   std::string_view v;
-  if (!txn.get(dbi_, by_name_key(kind, name), &v) || v.size() != 4) return 0;
+  if (!txn.get(dbi_, by_name_key(kind, name), &v) || v.size() != 4) {
+    if (!txn.readonly()) {
+      std::unique_lock lock(mu_);
+      if (auto it = ids_.find(cache_key(kind, name)); it != ids_.end()) {
+        names_.erase(pack(kind, it->second));
+        ids_.erase(it);
+      }
+    }
+    return 0;
+  }
   const std::uint32_t id = get_be32(v);
   std::unique_lock lock(mu_);
   ids_[cache_key(kind, name)] = id;
@@ -124,6 +135,12 @@ void Names::drop_cached(NameKind kind, std::uint32_t id) {
   if (it == names_.end()) return;
   ids_.erase(cache_key(kind, it->second));
   names_.erase(it);
+}
+
+void Names::clear_cache() {
+  std::unique_lock lock(mu_);
+  ids_.clear();
+  names_.clear();
 }
 
 }  // namespace recallcore::engine

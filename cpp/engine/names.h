@@ -37,6 +37,7 @@ class Names {
 
   void forget(storage::Txn& txn, NameKind kind, std::uint32_t id);  // deletes both directions
   void drop_cached(NameKind kind, std::uint32_t id);
+  void clear_cache();  // after a rebuild: names may have been forgotten by another process
 
  private:
   static std::string by_name_key(NameKind kind, std::string_view name);

@@ -185,6 +185,9 @@ std::vector<RecallResult> Memory::recall(const RecallQuery& q) {
   if (!vhits.empty()) vr = {hits[vhits.size() - 1].vector_similarity, hits[0].vector_similarity};
   if (!lhits.empty()) lr = {lhits.back().score, lhits.front().score};
   const bool fuse = want_vec && want_lex;
+  const double wsum = double(q.vector_weight) + double(q.lexical_weight) > 0
+                          ? double(q.vector_weight) + double(q.lexical_weight)
+                          : 1.0;
   for (RecallHit& h : hits) {
     const RecordHeader& hd = rows_[h.id].h;
     double base = 0;
@@ -192,8 +195,11 @@ std::vector<RecallResult> Memory::recall(const RecallQuery& q) {
       if (h.vector_rank) base += q.vector_weight / double(q.rrf_k + h.vector_rank);
       if (h.lexical_rank) base += q.lexical_weight / double(q.rrf_k + h.lexical_rank);
     } else if (fuse) {
+      // A convex combination (weights normalised to sum 1), so fused scores stay within [0, 1]
+      // whatever the weights' scale.
       if (h.vector_rank) base += double(q.vector_weight) * vr.norm(h.vector_similarity);
       if (h.lexical_rank) base += double(q.lexical_weight) * lr.norm(h.bm25);
+      base /= wsum;
     } else if (want_vec) {
       base = h.vector_similarity;
     } else {

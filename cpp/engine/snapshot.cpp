@@ -71,8 +71,11 @@ void write_atomically(const std::string& path, const std::string& bytes) {
 void Memory::write_snapshot() {
   // Readers may go on; writers wait (the state must not change while it is written).
   std::lock_guard sync(sync_mu_);
-  // The graph is saved as it is (the indexer paused by graph_mu_): vectors still pending are not in
-  // it, and load_snapshot_locked() re-queues them from LMDB, so closing never waits for indexing.
+  // Catch up first: a snapshot of a state older than LMDB could hold what another process has since
+  // forgotten (Memory::forget), and would be written over that process's clean snapshot. The graph
+  // is then saved as it is (the indexer paused by graph_mu_): vectors still pending are not in it,
+  // and load_snapshot_locked() re-queues them from LMDB, so closing never waits for indexing.
+  catch_up_locked();
   std::shared_lock lock(state_mu_);
   std::lock_guard graph(graph_mu_);
   const std::uint64_t stamp = applied_seq_.load();

@@ -170,7 +170,8 @@ struct Index::Impl {
   void prepare_query(const float* q, Scratch& s) const;  // -> s.query (normalised for cosine)
   void greedy(const float* q, std::uint32_t& ep, float& epd, int lv) const;
   template <class Allow>
-  void walk(const float* q, std::uint32_t ep, std::size_t ef, int lv, Allow&& allow, Scratch& s) const;
+  void walk(const float* q, std::uint32_t ep, std::size_t ef, int lv, Allow&& allow, Scratch& s,
+            bool live_only = true) const;
   void select(std::vector<Cand>& cands, std::size_t m, std::vector<Cand>& out) const;
   void insert(std::uint32_t slot, Scratch& s);
   void ensure_capacity(std::size_t slots);

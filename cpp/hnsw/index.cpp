@@ -154,7 +154,8 @@ void Index::Impl::greedy(const float* q, std::uint32_t& ep, float& epd, int lv) 
 // only live nodes the filter allows enter the result heap s.top (a max-heap of at most ef), so a
 // selective filter or many tombstones make the walk go further instead of returning fewer results.
 template <class Allow>
-void Index::Impl::walk(const float* q, std::uint32_t ep, std::size_t ef, int lv, Allow&& allow, Scratch& s) const {
+void Index::Impl::walk(const float* q, std::uint32_t ep, std::size_t ef, int lv, Allow&& allow, Scratch& s,
+                       bool live_only) const {
   auto& cand = s.cand;
   auto& top = s.top;
   cand.clear();
@@ -164,7 +165,7 @@ void Index::Impl::walk(const float* q, std::uint32_t ep, std::size_t ef, int lv,
   const float d0 = dist(q, ep);
   s.visited.test_and_set(ep);
   cand.push_back({d0, ep});
-  if (!deleted[ep] && allow(ep)) top.push_back({d0, ep});
+  if ((!live_only || !deleted[ep]) && allow(ep)) top.push_back({d0, ep});
   float bound = top.empty() ? kInf : d0;
   std::uint32_t fresh[2 * kMaxM];
   while (!cand.empty()) {
@@ -195,7 +196,7 @@ void Index::Impl::walk(const float* q, std::uint32_t ep, std::size_t ef, int lv,
       if (top.size() < ef || d < bound) {
         cand.push_back({d, nb});
         std::push_heap(cand.begin(), cand.end(), std::greater<>());
-        if (!deleted[nb] && allow(nb)) {
+        if ((!live_only || !deleted[nb]) && allow(nb)) {
           top.push_back({d, nb});
           std::push_heap(top.begin(), top.end());
           if (top.size() > ef) {
@@ -255,6 +256,9 @@ void Index::Impl::insert(std::uint32_t slot, Scratch& s) {
   if (s.chosen.size() < std::size_t(top_l + 1)) s.chosen.resize(std::size_t(top_l + 1));
   for (int l = top_l; l >= 0; --l) {
     walk(q, ep, cfg.ef_construction, l, no_filter, s);
+    // Only tombstones reachable (e.g. every earlier node removed or replaced): link to them rather than
+    // leave the new node unreachable; they stay navigable until their slots are reused.
+    if (s.top.empty()) walk(q, ep, cfg.ef_construction, l, no_filter, s, false);
     s.tmp.assign(s.top.begin(), s.top.end());
     std::sort(s.tmp.begin(), s.tmp.end());
     // Drop self: stale links of a reused slot can lead back to it.
@@ -267,7 +271,23 @@ void Index::Impl::insert(std::uint32_t slot, Scratch& s) {
     if (chosen.empty()) continue;
     {
       std::lock_guard<std::mutex> lock((*link_locks)[slot % kLockStripes]);
-      store_links(links(slot, l), chosen.data(), chosen.size());
+      std::uint32_t* own = links(slot, l);
+      if (l == 0) {
+        // A reused slot still holds the links of its previous vector, and for some node that link
+        // may be the only way in. Level 0 keeps up to 2M links and the heuristic picks at most M, so
+        // the spare room keeps those old live links: nothing becomes unreachable by the reuse.
+        s.sel.assign(chosen.begin(), chosen.end());
+        const std::size_t old = std::min<std::size_t>(load_count(own), M0);
+        for (std::size_t i = 0; i < old && s.sel.size() < M0; ++i) {
+          const std::uint32_t x = load_link(own, i);
+          if (x >= n_slots || x == slot || deleted[x]) continue;
+          if (std::none_of(s.sel.begin(), s.sel.end(), [x](const Cand& c) { return c.slot == x; }))
+            s.sel.push_back({0.0f, x});
+        }
+        store_links(own, s.sel.data(), s.sel.size());
+      } else {
+        store_links(own, chosen.data(), chosen.size());
+      }
     }
     const std::size_t maxm = max_links(l);
     for (const Cand& nc : chosen) {
@@ -478,6 +498,10 @@ std::size_t Index::Impl::exact_into(const float* q, std::size_t k, const std::ui
   }
   const bool contiguous = cfg.storage != Storage::f32;
   float buf[64];
+  for (std::size_t i = 0; i < std::min<std::size_t>(4, sl.size()); ++i) {
+    const auto* row = reinterpret_cast<const std::byte*>(f32_of(sl[i].slot));
+    for (std::size_t b = 0; b < dim * sizeof(float); b += 64) prefetch(row + b);
+  }
   for (std::size_t i = 0; i < sl.size();) {
     const std::uint32_t first = sl[i].slot;
     std::size_t run = 1;
@@ -487,7 +511,12 @@ std::size_t Index::Impl::exact_into(const float* q, std::size_t k, const std::ui
       f32block(q, f32_of(first), run, dim, buf);
       for (std::size_t j = 0; j < run; ++j) consider(finish(buf[j]), first + std::uint32_t(j));
     } else {
-      if (i + 2 < sl.size()) prefetch(f32_of(sl[i + 2].slot));
+      // Rows of a filter's items are scattered and usually cold: prefetch whole rows four ahead so
+      // several DRAM misses are in flight (one line two ahead left the scan latency-bound).
+      if (i + 4 < sl.size()) {
+        const auto* row = reinterpret_cast<const std::byte*>(f32_of(sl[i + 4].slot));
+        for (std::size_t b = 0; b < dim * sizeof(float); b += 64) prefetch(row + b);
+      }
       consider(exact(q, first), first);
     }
     i += run;
@@ -520,7 +549,9 @@ std::size_t Index::Impl::search_into(const float* query, std::size_t k, std::siz
     list = filter->allow_list(&list_n);
     if (list != nullptr) {
       if (list_n <= exact_threshold(ef)) return exact_into(q, k, list, list_n, s, out_ids, out_d);
-      if (std::is_sorted(list, list + list_n)) {
+      if (dynamic_cast<const IdMaskFilter*>(filter) != nullptr) {
+        mode = Mode::generic;  // one mask byte per check beats a binary search over its id list
+      } else if (std::is_sorted(list, list + list_n)) {
         mode = Mode::sorted_list;
       } else {
         mode = Mode::bits;
@@ -554,8 +585,16 @@ std::size_t Index::Impl::search_into(const float* query, std::size_t k, std::siz
   }
   auto& top = s.top;
   if (cfg.storage != Storage::f32) {
-    // Re-rank the ef candidates found on the compressed copies with the f32 originals.
-    for (Cand& c : top) prefetch(f32_of(c.slot));
+    // Re-rank with the f32 originals. Only the best max(4k, k + 16) of the ef candidates by compressed
+    // distance are re-ranked: the compressed order is accurate that far, and every re-ranked row is a
+    // cold 4*dim-byte read (at ef = 128, 384-d, re-ranking all candidates read 192 KB per query).
+    const std::size_t r = std::min(top.size(), std::max(4 * k, k + 16));
+    std::partial_sort(top.begin(), top.begin() + std::ptrdiff_t(r), top.end());
+    top.resize(r);
+    for (Cand& c : top) {
+      const auto* row = reinterpret_cast<const std::byte*>(f32_of(c.slot));
+      for (std::size_t b = 0; b < dim * sizeof(float); b += 64) prefetch(row + b);
+    }
     for (Cand& c : top) c.d = exact(q, c.slot);
   }
   const std::size_t n = std::min(k, top.size());

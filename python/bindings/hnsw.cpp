@@ -328,8 +328,10 @@ re-ranks the final candidates with the f32 vectors. Searches pad missing results
            }, py::arg("ids"), "Removes ids (ValueError on an unknown id; then nothing is removed).")
       .def("__len__", [](const PyIndex& self) { return self.index->size(); })
       .def("__contains__", [](const PyIndex& self, const py::object& id) {
-             if (!py::isinstance<py::int_>(id)) return false;
-             const auto v = id.cast<py::int_>();
+             // Python ints and numpy integers (anything with __index__); other objects are never ids.
+             if (PyBool_Check(id.ptr()) || !PyIndex_Check(id.ptr())) return false;
+             const auto v = py::reinterpret_steal<py::int_>(PyNumber_Index(id.ptr()));
+             if (!v) throw py::error_already_set();
              if (v < py::int_(0) || v > py::int_(kSentinel)) return false;
              return self.index->contains(v.cast<std::uint64_t>());
            }, py::arg("id"))

@@ -2,6 +2,7 @@
 // counters, JSON, datetimes, typed Record objects) live in python/recallcore/memory.py; this file
 // only converts, validates shapes, and releases the GIL around every call that touches LMDB.
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "common.h"
@@ -70,7 +71,14 @@ class Store {
 
   // items: list of tuples (text, summary, ns, session, kind, role, metadata, entities, ts, importance,
   // ttl, tokens_text, tokens_summary, vector_row, supersedes); vectors: float32 [n_vec, dim] or None.
-  std::vector<std::uint64_t> add_batch(const py::list& items, const py::object& vectors_obj) {
+  std::vector<std::uint64_t> add_batch(const py::list& items, const py::object& vectors_obj,
+                                       const std::string& dedupe = "keep", float dedupe_threshold = 0.95f) {
+    NewRecord::Dedupe mode = NewRecord::Dedupe::keep;
+    if (dedupe == "skip") mode = NewRecord::Dedupe::skip;
+    else if (dedupe == "merge") mode = NewRecord::Dedupe::merge;
+    else if (dedupe != "keep") throw py::value_error("dedupe must be 'keep', 'skip' or 'merge', got '" + dedupe + "'");
+    if (!(dedupe_threshold > 0.0f && dedupe_threshold <= 1.0f))
+      throw py::value_error("dedupe_threshold must be within (0, 1]");
     Memory& mem = m();
     py::array vectors;
     const float* vbase = nullptr;
@@ -111,6 +119,8 @@ class Store {
         r.vector = vbase + std::size_t(row) * mem.dim();
       }
       r.supersedes = t[14].cast<std::uint64_t>();
+      r.dedupe = mode;
+      r.dedupe_threshold = dedupe_threshold;
       recs.push_back(std::move(r));
     }
     py::gil_scoped_release release;
@@ -167,6 +177,27 @@ class Store {
       rs = mem.get_many(ids);
     }
     return records_list(rs);
+  }
+
+  // [n] list: a float32 array per record, or None when it has no vector.
+  py::list get_vectors(const std::vector<std::uint64_t>& ids) {
+    Memory& mem = m();
+    std::vector<std::vector<float>> vs;
+    {
+      py::gil_scoped_release release;
+      vs = mem.get_vectors(ids);
+    }
+    py::list out;
+    for (auto& v : vs) {
+      if (v.empty()) {
+        out.append(py::none());
+      } else {
+        py::array_t<float> a(py::ssize_t(v.size()));
+        std::memcpy(a.mutable_data(), v.data(), v.size() * sizeof(float));
+        out.append(a);
+      }
+    }
+    return out;
   }
 
   py::list history(const std::string& ns, const std::optional<std::string>& session, std::size_t last, double since,
@@ -326,11 +357,14 @@ void register_store(py::module_& m) {
            py::arg("map_size") = std::size_t(64) << 20, py::arg("max_text_bytes") = std::size_t(1) << 20,
            py::arg("M") = 16, py::arg("ef_construction") = 200, py::arg("ef_search") = 64,
            py::arg("storage") = "f32", py::arg("checkpoint_every") = 50000)
-      .def("add_batch", &Store::add_batch)
+      .def("add_batch", &Store::add_batch, py::arg("items"), py::arg("vectors"), py::arg("dedupe") = "keep",
+           py::arg("dedupe_threshold") = 0.95f)
       .def("update", &Store::update)
       .def("remove", &Store::remove)
       .def("get", &Store::get)
       .def("get_many", &Store::get_many)
+      .def("get_vectors", &Store::get_vectors)
+      .def("namespaces", [](Store& s) { return no_gil([&] { return s.m().namespaces(); }); })
       .def("history", &Store::history)
       .def("list", &Store::list)
       .def("entity", &Store::entity)
@@ -367,6 +401,88 @@ void register_store(py::module_& m) {
         d["extra_vectors"] = c.extra_vectors;
         return d;
       })
+      // ---- Forgetting (issue 7) -----------------------------------------------------------------
+      .def("forget", [](Store& s, const std::optional<std::string>& ns, const std::vector<std::uint64_t>& ids,
+                        const std::optional<std::string>& session, const std::optional<double>& before,
+                        const std::vector<std::string>& kinds) {
+             engine::Memory::ForgetQuery q{ns, session, ids, before, kinds};
+             return no_gil([&] { return s.m().forget(q); });
+           })
+      .def("verify_forgotten", [](Store& s, const std::string& ns) {
+             return no_gil([&] { return s.m().verify_forgotten(ns); });
+           })
+      .def("vacuum", [](Store& s, const std::string& dest) { no_gil([&] { s.m().vacuum(dest); return 0; }); })
+      .def("set_archived", [](Store& s, const std::vector<std::uint64_t>& ids, bool archived) {
+             no_gil([&] { s.m().set_archived(ids, archived); return 0; });
+           })
+      .def("compact_commit", [](Store& s, const py::list& groups, const py::object& vectors_obj, bool drop) {
+             // groups: (summary tuple as in add_batch, source ids); vectors as in add_batch.
+             Memory& mem = s.m();
+             py::list items;
+             for (const auto& g : groups) items.append(g.cast<py::tuple>()[0]);
+             std::vector<engine::Memory::CompactGroup> gs;
+             py::array vectors;
+             const float* vbase = nullptr;
+             if (!vectors_obj.is_none()) {
+               vectors = require_array(vectors_obj, "vectors");
+               require_dtype<float>(vectors, "vectors");
+               require_ndim(vectors, "vectors", 2);
+               require_c_contiguous(vectors, "vectors");
+               if (std::size_t(vectors.shape(1)) != mem.dim()) throw py::value_error("vectors have the wrong dimension");
+               vbase = static_cast<const float*>(vectors.data());
+             }
+             for (const auto& g : groups) {
+               auto t = g.cast<py::tuple>();
+               auto it = t[0].cast<py::tuple>();
+               if (it.size() != 15) throw py::value_error("internal: malformed record tuple");
+               NewRecord r;
+               r.text = it[0].cast<std::string>();
+               r.summary = it[1].cast<std::string>();
+               r.ns = it[2].cast<std::string>();
+               r.session = it[3].cast<std::string>();
+               r.kind = it[4].cast<std::string>();
+               r.role = it[5].cast<std::string>();
+               r.metadata = it[6].cast<std::string>();
+               r.entities = it[7].cast<std::vector<std::string>>();
+               r.ts = it[8].cast<double>();
+               r.importance = it[9].cast<float>();
+               r.ttl = it[10].cast<double>();
+               r.tokens_text = it[11].cast<std::uint32_t>();
+               r.tokens_summary = it[12].cast<std::uint32_t>();
+               const auto row = it[13].cast<long long>();
+               if (row >= 0) {
+                 if (vbase == nullptr || row >= vectors.shape(0)) throw py::value_error("internal: vector row out of range");
+                 r.vector = vbase + std::size_t(row) * mem.dim();
+               }
+               gs.push_back({std::move(r), t[1].cast<std::vector<std::uint64_t>>()});
+             }
+             return no_gil([&] { return mem.compact_commit(gs, drop); });
+           })
+      .def("policy_put", [](Store& s, const std::string& ns, const std::string& kind, const std::string& value) {
+             no_gil([&] { s.m().policy_put(ns, kind, value); return 0; });
+           })
+      .def("policy_items", [](Store& s) { return no_gil([&] { return s.m().policy_items(); }); })
+      .def("expire", [](Store& s, double now, const py::list& policies) {
+             // policies: (namespace, kind, ttl, max_items, max_tokens, half_life); "" = any.
+             std::vector<engine::Memory::RetentionPolicy> ps;
+             for (const auto& p : policies) {
+               auto t = p.cast<py::tuple>();
+               engine::Memory::RetentionPolicy r;
+               r.ns = t[0].cast<std::string>();
+               r.kind = t[1].cast<std::string>();
+               r.ttl = t[2].cast<double>();
+               r.max_items = t[3].cast<std::uint64_t>();
+               r.max_tokens = t[4].cast<std::uint64_t>();
+               r.half_life = t[5].cast<double>();
+               ps.push_back(std::move(r));
+             }
+             auto rep = no_gil([&] { return s.m().expire(now, ps); });
+             return py::make_tuple(rep.expired, rep.evicted, rep.ids);
+           })
+      .def("prune_log", [](Store& s) { return no_gil([&] { return s.m().prune_log(); }); })
+      .def("retention_score", [](Store& s, std::uint64_t id, double now, double half_life) {
+             return no_gil([&] { return s.m().retention_score(id, now, half_life); });
+           })
       .def("close", &Store::close)
       .def_property_readonly("closed", [](Store& s) { return !s.m_; })
       .def_property_readonly("dim", [](Store& s) { return s.m().dim(); })

@@ -256,6 +256,7 @@ class Memory:
     # -- lifecycle -----------------------------------------------------------------------------
     def close(self) -> None:
         """Checkpoint the indexes and release the store. Idempotent."""
+        self.stop_expiry()
         self._store.close()
 
     @property
@@ -307,7 +308,16 @@ class Memory:
                 to_unix(ts), _importance(importance), _ttl(ttl), 0, 0, -1, int(supersedes or 0))
         return item, vec
 
-    def _write(self, items: list[tuple[Any, ...]], vectors: list[Optional[np.ndarray]]) -> list[int]:
+    def _write(self, items: list[tuple[Any, ...]], vectors: list[Optional[np.ndarray]], *,
+               dedupe: str = "keep", dedupe_threshold: float = 0.95) -> list[int]:
+        final, matrix = self._finalise(items, vectors)
+        if dedupe == "keep":
+            return list(self._store.add_batch(final, matrix))
+        return list(self._store.add_batch(final, matrix, dedupe, float(dedupe_threshold)))
+
+    def _finalise(self, items: list[tuple[Any, ...]],
+                  vectors: list[Optional[np.ndarray]]) -> tuple[list[tuple[Any, ...]], Optional[np.ndarray]]:
+        """Embeds what has no vector and adds token counts: the tuples and matrix add_batch takes."""
         texts = [it[0] for it in items]
         missing = [i for i, v in enumerate(vectors) if v is None]
         if self._embedder is not None and missing:
@@ -330,12 +340,13 @@ class Memory:
                 rows.append(vectors[i])  # type: ignore[arg-type]
             final.append(it[:11] + (int(counts[i]), int(scount.get(i, 0)), row, it[14]))
         matrix = np.stack(rows) if rows else None
-        return list(self._store.add_batch(final, matrix))
+        return final, matrix
 
     def add(self, text: str, *, namespace: str = "default", session: Optional[str] = None, kind: str = "turn",
             role: Optional[str] = None, ts: Optional[TimeLike] = None, importance: float = 0.5,
             metadata: Optional[Mapping[str, Any]] = None, entities: Iterable[str] = (), vector: Any = None,
-            summary: Optional[str] = None, ttl: Any = None, supersedes: Optional[int] = None) -> int:
+            summary: Optional[str] = None, ttl: Any = None, supersedes: Optional[int] = None,
+            dedupe: str = "keep", dedupe_threshold: float = 0.95) -> int:
         """Store one memory durably (one LMDB transaction) and return its id.
 
         ``kind`` is one of turn, fact, preference, entity, document, summary, state, or your own
@@ -343,6 +354,12 @@ class Memory:
         similarity; its text is always searchable lexically. Token counts of ``text`` and
         ``summary`` are computed here, once, by the store's token counter. ``supersedes=id`` marks
         an older fact as replaced by this one (temporal validity).
+
+        ``dedupe`` (default ``"keep"``: always write) looks for a current record of the same
+        namespace and kind with the same normalised text (case, punctuation and spacing ignored) or,
+        with a vector, a cosine/inner-product similarity >= ``dedupe_threshold``: ``"skip"`` returns
+        its id without writing; ``"merge"`` folds this one into it (earliest ``ts``, highest
+        importance, ``repeats + 1``, union of entities) and returns its id.
 
         >>> import tempfile, recallcore
         >>> with recallcore.Memory(tempfile.mkdtemp()) as m:
@@ -352,7 +369,12 @@ class Memory:
         item, vec = self._prepare(text, namespace=namespace, session=session, kind=kind, role=role, ts=ts,
                                   importance=importance, metadata=metadata, entities=entities, vector=vector,
                                   summary=summary, ttl=ttl, supersedes=supersedes)
-        return self._write([item], [vec])[0]
+        if dedupe not in ("keep", "skip", "merge"):
+            raise ValueError(f"dedupe must be 'keep', 'skip' or 'merge', got {dedupe!r}")
+        if isinstance(dedupe_threshold, bool) or not isinstance(dedupe_threshold, (int, float)) \
+                or not 0.0 < dedupe_threshold <= 1.0:
+            raise ValueError(f"dedupe_threshold must be within (0, 1], got {dedupe_threshold!r}")
+        return self._write([item], [vec], dedupe=dedupe, dedupe_threshold=dedupe_threshold)[0]
 
     def add_many(self, items: Iterable[Mapping[str, Any]], *, batch_size: int = 1000,
                  progress: bool = False) -> list[int]:
@@ -393,7 +415,8 @@ class Memory:
 
     def update(self, id: int, *, text: Any = _UNSET, summary: Any = _UNSET, kind: Any = _UNSET,
                role: Any = _UNSET, ts: Any = _UNSET, importance: Any = _UNSET, metadata: Any = _UNSET,
-               entities: Any = _UNSET, vector: Any = _UNSET, ttl: Any = _UNSET) -> None:
+               entities: Any = _UNSET, vector: Any = _UNSET, ttl: Any = _UNSET,
+               archived: Any = _UNSET) -> None:
         """Change fields of a record in one transaction (token counts and indexes follow)."""
         patch: dict[str, Any] = {}
         if text is not _UNSET:
@@ -418,6 +441,10 @@ class Memory:
             patch["vector"] = _as_vector(vector, self.dim)
         if ttl is not _UNSET:
             patch["ttl"] = _ttl(ttl)
+        if archived is not _UNSET:
+            if not isinstance(archived, bool):
+                raise TypeError(f"archived must be a bool, got {type(archived).__name__}")
+            patch["archived"] = archived
         self._store.update(self._id(id), patch)
 
     def delete(self, ids: Union[int, Sequence[int]]) -> None:
@@ -438,6 +465,17 @@ class Memory:
         """The record with this id, or None."""
         t = self._store.get(self._id(id))
         return None if t is None else Record._from_core(t)
+
+    def get_vector(self, id: int) -> Optional[np.ndarray]:
+        """The vector stored with record ``id`` (float32, exactly as written), or None if it has none.
+
+        Raises ValueError for an unknown id.
+        """
+        return self._store.get_vectors([self._id(id)])[0]
+
+    def namespaces(self) -> list[str]:
+        """Every namespace this store has registered (sorted), including those that only hold state."""
+        return list(self._store.namespaces())
 
     def history(self, namespace: str, session: Optional[str] = None, *, last: Optional[int] = None,
                 since: Optional[TimeLike] = None, until: Optional[TimeLike] = None) -> list[Record]:
@@ -487,7 +525,7 @@ class Memory:
                as_of: Optional[TimeLike] = None, include_history: bool = False,
                include_archived: bool = False,
                vector_weight: float = 1.0, lexical_weight: float = 1.0, importance_weight: float = 0.5,
-               recency_weight: float = 0.5, now: Optional[TimeLike] = None, fusion: str = "rrf",
+               recency_weight: float = 0.5, now: Optional[TimeLike] = None, fusion: str = "relative",
                rrf_k: Optional[int] = None, candidates: Optional[int] = None) -> list[Hit]:
         """The ``k`` most relevant live memories of a namespace, best first.
 
@@ -497,11 +535,12 @@ class Memory:
         ``mode="hybrid"`` the two candidate lists (``candidates`` deep each, default
         ``max(100, 5k)``) are fused:
 
-        - ``fusion="rrf"`` (default): ``vector_weight / (rrf_k + vector_rank) + lexical_weight /
-          (rrf_k + lexical_rank)``, a term dropping out when the record is not in that list;
-          ``rrf_k`` defaults to 10 (see ``benchmarks/RESULTS.md`` for why not the classic 60).
-        - ``fusion="relative"``: ``vector_weight * norm(similarity) + lexical_weight * norm(bm25)``,
-          each score min-max normalised over its own list's candidates (1 when they are all equal).
+        - ``fusion="relative"`` (default): ``(vector_weight * norm(similarity) + lexical_weight *
+          norm(bm25)) / (vector_weight + lexical_weight)``, each score min-max normalised over its
+          own list's candidates (1 when they are all equal), a term dropping out when the record is
+          not in that list; so the fused score is within [0, 1].
+        - ``fusion="rrf"``: ``vector_weight / (rrf_k + vector_rank) + lexical_weight / (rrf_k +
+          lexical_rank)``; ``rrf_k`` defaults to 10 (see ``benchmarks/RESULTS.md`` for the choice).
 
         ``mode="vector"`` scores by similarity, ``mode="lexical"`` by BM25. The score is then
         multiplied by the recency factor ``1 - recency_weight + recency_weight * 2**(-age /
@@ -618,3 +657,262 @@ class Memory:
     def stats(self) -> dict[str, Any]:
         """Counts per namespace and kind, bytes on disk, map size and index state."""
         return dict(self._store.stats())
+
+    # -- forgetting (issue 7; helpers in recallcore.forgetting) -----------------------------------
+    _expiry: Any = None
+
+    def supersede(self, old_id: int, text: str, **add_kwargs: Any) -> int:
+        """Write a new version of a fact: ``old_id`` stops being valid when the new one starts.
+
+        Namespace and kind default to the old record's; other arguments are :meth:`add`'s.
+
+        >>> import tempfile, recallcore
+        >>> with recallcore.Memory(tempfile.mkdtemp()) as m:
+        ...     a = m.add("Lives in Lyon", namespace="u", kind="fact", ts=1)
+        ...     b = m.supersede(a, "Lives in Porto", ts=2)
+        ...     [r.text for r in m.versions(b)]
+        ['Lives in Lyon', 'Lives in Porto']
+        """
+        old = self.get(self._id(old_id))
+        if old is None:
+            raise ValueError(f"unknown record id {old_id}")
+        if "supersedes" in add_kwargs:
+            raise TypeError("supersede() sets supersedes itself")
+        add_kwargs.setdefault("namespace", old.namespace)
+        add_kwargs.setdefault("kind", old.kind)
+        return self.add(text, supersedes=old.id, **add_kwargs)
+
+    def versions(self, id: int) -> list[Record]:
+        """Every version of the fact ``id`` belongs to (any member of the chain), oldest first.
+
+        A version deleted from the middle of a chain ends the walk in that direction. See
+        :meth:`supersede` for an example.
+        """
+        rec = self.get(self._id(id))
+        if rec is None:
+            raise ValueError(f"unknown record id {id}")
+        chain = [rec]
+        seen = {rec.id}
+        cur = rec
+        while cur.supersedes is not None and cur.supersedes not in seen:
+            prev = self.get(cur.supersedes)
+            if prev is None:
+                break
+            chain.insert(0, prev)
+            seen.add(prev.id)
+            cur = prev
+        cur = rec
+        while cur.superseded_by is not None and cur.superseded_by not in seen:
+            nxt = self.get(cur.superseded_by)
+            if nxt is None:
+                break
+            chain.append(nxt)
+            seen.add(nxt.id)
+            cur = nxt
+        return chain
+
+    def set_policy(self, namespace: Optional[str] = None, kind: Optional[str] = None, *, ttl: Any = None,
+                   max_items: Optional[int] = None, max_tokens: Optional[int] = None,
+                   half_life: Any = None) -> None:
+        """Persist a retention policy for a namespace and/or kind (``None`` = any).
+
+        Passing no setting (all None) removes the policy.
+        The most specific policy with a setting applies (namespace+kind, namespace, kind, store-wide).
+        Applied by :meth:`expire`. ``ttl``/``half_life``: seconds or a timedelta.
+
+        >>> import tempfile, recallcore
+        >>> with recallcore.Memory(tempfile.mkdtemp()) as m:
+        ...     m.set_policy("bob", "turn", max_items=1000, half_life=7 * 86400)
+        ...     m.policies()[0].max_items
+        1000
+        """
+        from .forgetting import RetentionPolicy
+
+        ns = "" if namespace is None else _check_name(namespace, "namespace")
+        kd = "" if kind is None else _check_name(kind, "kind")
+        for name, v in (("max_items", max_items), ("max_tokens", max_tokens)):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v <= 0):
+                raise ValueError(f"{name} must be a positive int or None, got {v!r}")
+        ttl_s = None if ttl is None else _ttl(ttl)
+        hl_s = None if half_life is None else _ttl(half_life)
+        if ttl_s == 0.0 or hl_s == 0.0:
+            raise ValueError("ttl and half_life must be > 0 (or None)")
+        pol = RetentionPolicy(ns or None, kd or None, ttl_s, max_items, max_tokens, hl_s)
+        empty = ttl_s is None and max_items is None and max_tokens is None and hl_s is None
+        self._store.policy_put(ns, kd, "" if empty else pol.to_json())
+
+    def policies(self) -> list[Any]:
+        """The stored retention policies (:class:`recallcore.forgetting.RetentionPolicy`)."""
+        from .forgetting import RetentionPolicy
+
+        return [RetentionPolicy.from_stored(k, v) for k, v in self._store.policy_items()]
+
+    def expire(self, now: Optional[TimeLike] = None, *, prune_log: bool = False) -> Any:
+        """Remove expired records (record ``ttl`` or policy ``ttl``) and enforce policy caps.
+
+        Caps evict the lowest retention scores first; one transaction per namespace. ``now``
+        (default: the clock) is injectable for tests. ``prune_log=True`` then writes a snapshot and
+        drops the change-log entries it covers, so the store file stops growing with the number of
+        writes ever made (other processes behind that point rebuild their indexes once). Returns an
+        :class:`~recallcore.forgetting.ExpireReport` (``int(report)`` = records removed).
+
+        >>> import tempfile, time, recallcore
+        >>> with recallcore.Memory(tempfile.mkdtemp()) as m:
+        ...     _ = m.add("one-time code 1234", ttl=60)
+        ...     m.expire(now=time.time() + 120).expired
+        1
+        """
+        from .forgetting import ExpireReport
+
+        t = to_unix(now, name="now")
+        expired, evicted, ids = self._store.expire(t, [p._core() for p in self.policies()])
+        if prune_log:
+            self._store.prune_log()
+        return ExpireReport(int(expired), int(evicted), [int(i) for i in ids])
+
+    def retention_score(self, id: int, *, now: Optional[TimeLike] = None, half_life: Any = None) -> float:
+        """The retention score of a live record (NaN if unknown); see README "Forgetting" for the formula."""
+        hl = 0.0 if half_life is None else _ttl(half_life)
+        return float(self._store.retention_score(self._id(id), to_unix(now, name="now"), hl))
+
+    def start_expiry(self, interval_seconds: float) -> None:
+        """Run :meth:`expire` every ``interval_seconds`` on a background thread (stopped by close)."""
+        from .forgetting import ExpiryThread
+
+        if self.closed:
+            raise ValueError("the store is closed")
+        self.stop_expiry()
+        self._expiry = ExpiryThread(self, interval_seconds)
+
+    def stop_expiry(self) -> None:
+        """Stop the background expiry thread, if any (waits for a pass in progress)."""
+        thread, self._expiry = self._expiry, None
+        if thread is not None:
+            thread.stop()
+
+    def compact(self, namespace: str, *, older_than: Any, summarizer: Any = None,
+                keep_original: str = "archive", window: Any = 3600.0, kind: str = "turn",
+                now: Optional[TimeLike] = None, max_chars: int = 600) -> list[int]:
+        """Summarise old turns of a namespace: one ``kind="summary"`` record per session and time window.
+
+        ``older_than``: an age (seconds or a timedelta, relative to ``now``) or an absolute time (a
+        datetime). Turns are grouped by session and by ``window`` seconds from the first turn of
+        each group; ``summarizer`` is any callable ``list[str] -> str`` (default:
+        :func:`recallcore.forgetting.extractive_summary`, no model). Each summary lists its
+        ``sources``; the originals are archived (kept, not recalled by default, see
+        :meth:`restore`) or dropped (``keep_original="drop"``), in the same transaction as the
+        summaries. Returns the summary ids.
+
+        >>> import tempfile, recallcore
+        >>> with recallcore.Memory(tempfile.mkdtemp()) as m:
+        ...     _ = m.add_many([{"text": f"turn {i} about Porto.", "session": "s", "ts": 100 + i}
+        ...                     for i in range(3)])
+        ...     [s] = m.compact("default", older_than=3600, now=10_000, summarizer=" / ".join)
+        ...     m.get(s).text, m.get(s).sources
+        ('turn 0 about Porto. / turn 1 about Porto. / turn 2 about Porto.', (1, 2, 3))
+        """
+        from datetime import timedelta
+
+        from .forgetting import extractive_summary
+
+        ns = _check_name(namespace, "namespace")
+        if keep_original not in ("archive", "drop"):
+            raise ValueError(f"keep_original must be 'archive' or 'drop', got {keep_original!r}")
+        if summarizer is not None and not callable(summarizer):
+            raise TypeError("summarizer must be a callable list[str] -> str")
+        t_now = to_unix(now, name="now")
+        if isinstance(older_than, datetime):
+            cutoff = to_unix(older_than, name="older_than")
+        elif isinstance(older_than, (timedelta, int, float)) and not isinstance(older_than, bool):
+            cutoff = t_now - _ttl(older_than)
+        else:
+            raise TypeError("older_than must be an age (seconds or timedelta) or a datetime")
+        win = _ttl(window)
+        if win <= 0:
+            raise ValueError("window must be > 0 seconds")
+        turns: list[Record] = []
+        cursor: Optional[str] = None
+        while True:
+            page, cursor = self.list(ns, kind=_check_name(kind, "kind"), until=cutoff, limit=1000,
+                                     cursor=cursor)
+            turns.extend(r for r in page if not r.archived)
+            if cursor is None:
+                break
+        groups: dict[Optional[str], list[list[Record]]] = {}
+        for r in turns:  # time order
+            sess = groups.setdefault(r.session, [])
+            if not sess or r.ts - sess[-1][0].ts >= win:
+                sess.append([])
+            sess[-1].append(r)
+        summarize = summarizer or (lambda texts: extractive_summary(texts, max_chars=max_chars))
+        items, vectors, sources = [], [], []
+        for sess_name, sess_groups in groups.items():
+            for g in sess_groups:
+                text = summarize([r.text for r in g])
+                if not isinstance(text, str):
+                    raise TypeError(f"summarizer returned {type(text).__name__}, expected str")
+                ents = list(dict.fromkeys(e for r in g for e in r.entities))
+                item, vec = self._prepare(text, namespace=ns, session=sess_name, kind="summary", ts=g[0].ts,
+                                          importance=max(r.importance for r in g), entities=ents,
+                                          metadata={"compacted": len(g), "until": g[-1].ts})
+                items.append(item)
+                vectors.append(vec)
+                sources.append([r.id for r in g])
+        if not items:
+            return []
+        final, matrix = self._finalise(items, vectors)
+        return [int(i) for i in self._store.compact_commit([(f, s) for f, s in zip(final, sources)], matrix,
+                                                           keep_original == "drop")]
+
+    def restore(self, ids: Union[int, Sequence[int]]) -> None:
+        """Un-archive records (e.g. the originals of a compaction): recalled by default again."""
+        id_list = [ids] if isinstance(ids, (int, np.integer)) else list(ids)
+        self._store.set_archived([self._id(i) for i in id_list], False)
+
+    def forget(self, namespace: Optional[str] = None, *, ids: Optional[Iterable[int]] = None,
+               session: Optional[str] = None, before: Optional[TimeLike] = None,
+               kinds: Optional[Iterable[str]] = None) -> int:
+        """Delete every trace of the selected records in one transaction; returns how many were deleted.
+
+        Select by ``namespace`` (alone: the whole namespace, including its state, policies, names
+        and sessions used nowhere else), ``ids``, ``session``, ``before`` (ts earlier than) and
+        ``kinds``; the conditions combine. Records, vectors, secondary keys, entity links and
+        dedupe hashes go; the change log is truncated; the in-memory indexes are rebuilt and a fresh
+        snapshot replaces the old files. Freed LMDB pages may still hold the text until
+        :meth:`vacuum`. Unknown ids are ignored.
+
+        >>> import tempfile, recallcore
+        >>> with recallcore.Memory(tempfile.mkdtemp()) as m:
+        ...     _ = m.add("my card is 4111", namespace="eve")
+        ...     m.forget(namespace="eve"), m.verify_forgotten("eve")
+        (1, 0)
+        """
+        ns = None if namespace is None else _check_name(namespace, "namespace")
+        id_list = [] if ids is None else [self._id(i) for i in ([ids] if isinstance(ids, int) else ids)]
+        if ns is None and not id_list:
+            raise ValueError("forget needs a namespace or ids")
+        kind_list = [_check_name(k, "kind") for k in ([kinds] if isinstance(kinds, str) else kinds or [])]
+        sess = None if session is None else _check_name(session, "session")
+        t_before = None if before is None else to_unix(before, name="before")
+        return int(self._store.forget(ns, id_list, sess, t_before, kind_list))
+
+    def verify_forgotten(self, namespace: str) -> int:
+        """References to ``namespace`` left anywhere (0 = clean).
+
+        Scans every LMDB table (records, vectors, secondary keys, entities, state, dedupe hashes,
+        policies, names, the change log before the last forget), the snapshot files and the
+        in-memory indexes, counting entries under the namespace's id or under a namespace id that
+        has no name any more, and vectors or rows whose record is gone.
+        """
+        return int(self._store.verify_forgotten(_check_name(namespace, "namespace")))
+
+    def vacuum(self, path: Union[str, os.PathLike[str]]) -> None:
+        """Write a compacted copy of the LMDB environment (only live pages) to the directory ``path``.
+
+        Freed pages that still hold deleted text are not copied. To swap it in: close the store,
+        replace the store directory's ``data.mdb`` with the copy's (and delete ``lock.mdb``), or
+        simply open the copy's directory; its indexes are rebuilt on first open.
+        """
+        if isinstance(path, bytes) or not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+        self._store.vacuum(os.fspath(path))

@@ -98,9 +98,10 @@ class Hit:
     """One recall result: the record (fetched in the same read transaction as the search) and why
     it ranked where it did. Ranks are 1-based; ``None`` means "not in that list".
 
-    ``score`` is the fused score: in hybrid mode the weighted reciprocal-rank fusion of the vector
-    and lexical ranks, in vector mode the similarity, in lexical mode BM25 — each multiplied by the
-    recency factor and the importance factor ``1 + w·(importance − 0.5)``.
+    ``score`` is the fused score: in hybrid mode the weighted sum of the min-max normalised vector
+    similarity and BM25 (``fusion="relative"``, default) or of reciprocal ranks (``fusion="rrf"``),
+    in vector mode the similarity, in lexical mode BM25 — each multiplied by the recency factor and
+    the importance factor ``1 + w·(importance − 0.5)``.
     """
 
     id: int
