@@ -284,8 +284,9 @@ class FakeMemory:
         return [_Hit(r.id, 1.0, r) for r in ranked[:k]]
 
     def context(self, query: str, *, budget: int, vector: Optional[np.ndarray] = None,
-                namespace: str = "default", session: Optional[str] = None, recent_turns: int = 5) -> _Ctx:
-        assert recent_turns == 0
+                namespace: str = "default", session: Optional[str] = None, recent_turns: int = 5,
+                k: int = 50) -> _Ctx:
+        assert recent_turns == 0 and k >= 50
         self.calls.append(("context", str(budget)))
         chosen, used = [], 0
         for r in self._rank(query, namespace):
@@ -424,3 +425,17 @@ def test_run_eval_progress_does_not_change_results(tmp_path: Path) -> None:
     quiet = ev.run_eval(convs, FakeMemory, modes=("hybrid",), budgets=(50,))
     loud = ev.run_eval(convs, FakeMemory, modes=("hybrid",), budgets=(50,), progress=True)
     assert quiet.to_dict() == loud.to_dict()
+
+
+def test_run_eval_with_the_real_memory(tmp_path: Path) -> None:
+    from recallcore import Memory
+
+    p = tmp_path / "two.json"
+    p.write_text(json.dumps([_conv("c1"), _conv("c2")]), encoding="utf-8")
+    report = ev.run_eval(ev.load_locomo(p), lambda: Memory(tmp_path / "store"), modes=("lexical",), ks=(1, 2),
+                         budgets=(200,))
+    s = report.summary()["lexical"]["all"]
+    assert report.n_questions == 4
+    # BM25 ranks the evidence of both questions first in each conversation; everything fits in 200 tokens.
+    assert s["R@1"] >= 0.75 and s["R@2"] == 1.0
+    assert s["ctx@200"] == 1.0

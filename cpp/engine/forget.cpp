@@ -260,10 +260,11 @@ std::uint64_t Memory::verify_forgotten(const std::string& ns) {
     std::ifstream f(dir / "snapshot.rc", std::ios::binary);
     std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
     constexpr std::size_t kSnapHeader = 48;
-    for (std::size_t at = kSnapHeader; at + 8 + kHeaderBytes <= bytes.size(); at += 8 + kHeaderBytes) {
+    for (std::size_t at = kSnapHeader; at + kSnapshotRowBytes <= bytes.size(); at += kSnapshotRowBytes) {
       std::uint64_t id;
       std::memcpy(&id, bytes.data() + at, 8);
-      const RecordHeader h = decode_header(std::string_view(bytes).substr(at + 8, kHeaderBytes));
+      RecordHeader h;
+      std::memcpy(&h, bytes.data() + at + 8, sizeof h);
       if (bad(h.ns) || records.count(id) == 0) ++refs;
     }
   }

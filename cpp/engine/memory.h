@@ -147,6 +147,8 @@ class Memory {
   Stats stats();
   std::size_t dim() const { return dim_; }
   const std::string& metric_name() const { return metric_; }
+  const std::string& token_counter_name() const { return options_.token_counter; }
+  const std::string& embedder_name() const { return options_.embedder; }
   const std::string& path() const { return options_.path; }
 
   // A row of the in-memory filter table (by record id). Access statistics feed retention scores.

@@ -81,8 +81,6 @@ std::string encode_record(const Record& r) {
   return s;
 }
 
-void append_header(std::string& out, const RecordHeader& h) { put_header(out, h); }
-
 RecordHeader decode_header(std::string_view bytes) {
   Reader rd{bytes};
   return get_header(rd);

@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 #include <limits>
 #include <string>
 #include <string_view>
@@ -46,8 +47,10 @@ std::string encode_record(const Record& r);
 // Throws CorruptData when the bytes are not a record of a known version.
 Record decode_record(std::uint64_t id, std::string_view bytes);
 RecordHeader decode_header(std::string_view bytes);
-// The fixed-size header alone (snapshots store one per record).
-void append_header(std::string& out, const RecordHeader& h);
-constexpr std::size_t kHeaderBytes = 101;
+// Snapshots (derived data, read back by the same build on the same machine) store each row as its
+// id followed by the in-memory RecordHeader bytes: loading 100k rows is then a copy, not a decode.
+// The snapshot header records sizeof(RecordHeader), so a build with another layout rejects the file.
+constexpr std::size_t kSnapshotRowBytes = 8 + sizeof(RecordHeader);
+static_assert(std::is_trivially_copyable_v<RecordHeader>);
 
 }  // namespace recallcore::engine

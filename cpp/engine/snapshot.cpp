@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -20,7 +21,7 @@ namespace recallcore::engine {
 namespace {
 
 constexpr char kMagic[8] = {'R', 'C', 'S', 'N', 'A', 'P', '\x01', '\0'};
-constexpr std::uint32_t kFormat = 1;
+constexpr std::uint32_t kFormat = 2;  // 2: rows hold raw RecordHeader bytes
 
 struct SnapHeader {
   char magic[8];
@@ -85,13 +86,13 @@ void Memory::write_snapshot() {
   for (std::uint64_t id = 0; id < rows_.size(); ++id) {
     if (!rows_[id].live) continue;
     payload.append(reinterpret_cast<const char*>(&id), 8);
-    append_header(payload, rows_[id].h);
+    payload.append(reinterpret_cast<const char*>(&rows_[id].h), sizeof(RecordHeader));
     ++n;
   }
   SnapHeader h{};
   std::memcpy(h.magic, kMagic, 8);
   h.format = kFormat;
-  h.header_bytes = std::uint32_t(kHeaderBytes);
+  h.header_bytes = std::uint32_t(sizeof(RecordHeader));
   h.stamp = stamp;
   h.dim = dim_;
   h.rows = n;
@@ -138,8 +139,8 @@ bool Memory::load_snapshot_locked() {
   const char* base = static_cast<const char*>(map);
   SnapHeader h;
   std::memcpy(&h, base, sizeof h);
-  const std::size_t row_bytes = 8 + kHeaderBytes;
-  if (std::memcmp(h.magic, kMagic, 8) != 0 || h.format != kFormat || h.header_bytes != kHeaderBytes || h.dim != dim_ ||
+  const std::size_t row_bytes = kSnapshotRowBytes;
+  if (std::memcmp(h.magic, kMagic, 8) != 0 || h.format != kFormat || h.header_bytes != sizeof(RecordHeader) || h.dim != dim_ ||
       h.rows > std::uint64_t(size) / row_bytes || sizeof h + h.rows * row_bytes != std::uint64_t(size))
     return false;
   const char* payload = base + sizeof h;
@@ -168,38 +169,40 @@ bool Memory::load_snapshot_locked() {
   } else {
     vec = std::make_unique<hnsw::Index>(index_config());
   }
-  std::string lex_bytes;
   {
-    std::error_code ec;
-    const auto lp = lexical_path(options_.path);
-    const auto n = std::filesystem::file_size(lp, ec);
-    if (ec || n < 8) return false;
-    lex_bytes.resize(n);
-    FILE* f = std::fopen(lp.c_str(), "rb");
+    // Only the stamp is checked here; the thread started below reads and decodes the rest.
+    FILE* f = std::fopen(lexical_path(options_.path).c_str(), "rb");
     if (f == nullptr) return false;
-    const std::size_t got = std::fread(lex_bytes.data(), 1, n, f);
+    std::uint64_t lstamp = 0;
+    const std::size_t got = std::fread(&lstamp, 1, 8, f);
     std::fclose(f);
-    std::uint64_t lstamp;
-    std::memcpy(&lstamp, lex_bytes.data(), 8);
-    if (got != n || lstamp != h.stamp) return false;
+    if (got != 8 || lstamp != h.stamp) return false;
   }
   std::vector<Row> rows;
   std::unordered_map<std::uint32_t, std::vector<std::uint64_t>> ns_ids;
+  if (h.rows > 0) {
+    // Ids are written in increasing order: the last one sizes the table once.
+    std::uint64_t last;
+    std::memcpy(&last, payload + (h.rows - 1) * row_bytes, 8);
+    if (last > std::uint64_t(1) << 40) return false;
+    rows.resize(last + 1);
+  }
   std::uint64_t prev = 0;
+  std::uint32_t cur_ns = 0;
+  std::vector<std::uint64_t>* cur_list = nullptr;
   for (std::uint64_t i = 0; i < h.rows; ++i) {
     const char* p = payload + i * row_bytes;
     std::uint64_t id;
     std::memcpy(&id, p, 8);
-    if (id <= prev && i > 0) return false;  // ids are written in increasing order
+    if ((id <= prev && i > 0) || id >= rows.size()) return false;  // increasing ids, bounded by the last
     prev = id;
-    if (id >= rows.size()) rows.resize(std::max<std::size_t>(id + 1, rows.size() * 3 / 2 + 16));
-    try {
-      rows[id].h = decode_header(std::string_view(p + 8, kHeaderBytes));
-    } catch (const CorruptData&) {
-      return false;
-    }
+    std::memcpy(&rows[id].h, p + 8, sizeof(RecordHeader));  // checksummed above
     rows[id].live = true;
-    ns_ids[rows[id].h.ns].push_back(id);
+    if (cur_list == nullptr || rows[id].h.ns != cur_ns) {  // runs of one namespace are common
+      cur_ns = rows[id].h.ns;
+      cur_list = &ns_ids[cur_ns];
+    }
+    cur_list->push_back(id);
   }
   rows_ = std::move(rows);
   ns_ids_ = std::move(ns_ids);
@@ -210,8 +213,17 @@ bool Memory::load_snapshot_locked() {
     lex_.reset();
     lex_loaded_.reset();
     lex_failed_ = false;
-    lex_loader_ = std::make_unique<std::thread>([this, bytes = std::move(lex_bytes)] {
+    lex_loader_ = std::make_unique<std::thread>([this, path = lexical_path(options_.path), stamp = h.stamp] {
       try {
+        std::error_code ec;
+        const auto n = std::filesystem::file_size(path, ec);
+        std::string bytes(ec ? 0 : n, '\0');
+        FILE* f = std::fopen(path.c_str(), "rb");
+        const bool ok = f != nullptr && n >= 8 && std::fread(bytes.data(), 1, n, f) == n;
+        if (f != nullptr) std::fclose(f);
+        std::uint64_t got = 0;
+        if (ok) std::memcpy(&got, bytes.data(), 8);
+        if (!ok || got != stamp) throw CorruptData("lexical snapshot changed or unreadable");
         lex_loaded_ = std::make_unique<text::Bm25Index>(text::Bm25Index::deserialize(std::string_view(bytes).substr(8)));
       } catch (...) {
         lex_failed_ = true;  // lexical() rebuilds it from LMDB
@@ -226,8 +238,13 @@ bool Memory::load_snapshot_locked() {
     // Vectors that were pending at snapshot time go back to the tail; ids the graph holds for
     // records since deleted are queued for removal (and filtered out meanwhile).
     storage::Env::Reader reader(*env_);
+    std::size_t in_graph = 0;
     for (std::uint64_t id = 0; id < rows_.size(); ++id) {
-      if (!rows_[id].live || !(rows_[id].h.flags & kHasVector) || vec_->contains(id)) continue;
+      if (!rows_[id].live || !(rows_[id].h.flags & kHasVector)) continue;
+      if (vec_->contains(id)) {
+        ++in_graph;
+        continue;
+      }
       std::string_view vb;
       if (reader.txn().get(vectors_, storage::id_key(id), &vb) && vb.size() == dim_ * sizeof(float)) {
         std::vector<float> v(dim_);
@@ -235,8 +252,9 @@ bool Memory::load_snapshot_locked() {
         queue_vector_locked(id, h.stamp, v.data());
       }
     }
-    for (auto id : vec_->ids())
-      if (id >= rows_.size() || !rows_[id].live) graph_dead_.push_back(id);
+    if (in_graph != vec_->size())  // the graph holds ids of records deleted since: find them
+      for (auto id : vec_->ids())
+        if (id >= rows_.size() || !rows_[id].live) graph_dead_.push_back(id);
   }
   applied_seq_.store(h.stamp);
   snapshot_seq_.store(h.stamp);

@@ -416,6 +416,16 @@ Bm25Index Bm25Index::deserialize(std::string_view bytes) {
     last_pid = pid;
     const std::uint32_t n_docs = r.u32();
     if (n_docs == 0) throw CorruptData("BM25 snapshot has an empty partition");
+    if (std::size_t(n_docs) * 12 > r.in.size() - r.pos) throw CorruptData("BM25 snapshot is truncated");
+    {
+      // Sized once: loading is otherwise dominated by the growth of these tables.
+      Partition& part = index.partitions_[pid];
+      part.slot_id.reserve(n_docs);
+      part.slot_len.reserve(n_docs);
+      part.slot_terms.reserve(n_docs);
+      part.slot_live.reserve(n_docs);
+      index.where_.reserve(index.where_.size() + n_docs);
+    }
     for (std::uint32_t d = 0; d < n_docs; ++d) {
       const std::uint64_t id = r.u64();
       if (index.contains(id)) throw CorruptData("BM25 snapshot has a duplicate id " + std::to_string(id));

@@ -487,6 +487,8 @@ void register_store(py::module_& m) {
       .def_property_readonly("closed", [](Store& s) { return !s.m_; })
       .def_property_readonly("dim", [](Store& s) { return s.m().dim(); })
       .def_property_readonly("metric", [](Store& s) { return s.m().metric_name(); })
+      .def_property_readonly("token_counter", [](Store& s) { return s.m().token_counter_name(); })
+      .def_property_readonly("embedder", [](Store& s) { return s.m().embedder_name(); })
       .def_property_readonly("path", [](Store& s) { return s.m().path(); });
 }
 

@@ -710,6 +710,12 @@ def _ordered_ids(manifest: Sequence[Any]) -> list[Any]:
     return [e.id for e in entries]
 
 
+def context_k(budget: int) -> int:
+    """Candidates offered to the packer for a budget: enough to fill it (about 12 tokens per memory at
+    the least), never fewer than Memory.context's default 50."""
+    return max(50, budget // 12)
+
+
 def run_eval(
     conversations: Sequence[Conversation],
     memory_factory: Callable[[], Any],
@@ -781,7 +787,8 @@ def run_eval(
                 thirds: dict[int, dict[str, int]] = {}
                 used: dict[int, int] = {}
                 for b in budgets:
-                    ctx = memory.context(q.question, vector=qvec, namespace=conv.id, budget=b, recent_turns=0)
+                    ctx = memory.context(q.question, vector=qvec, namespace=conv.id, budget=b, recent_turns=0,
+                                         k=context_k(b))
                     order = [id_to_dia.get(i, i) for i in _ordered_ids(ctx.manifest)]
                     in_ctx[b] = evidence_in_context(order, q.evidence)
                     counts = dict.fromkeys(THIRDS, 0)

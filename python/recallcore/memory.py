@@ -242,7 +242,7 @@ class Memory:
             durable=durable, map_size=map_size, M=M, ef_construction=ef_construction, ef_search=ef_search,
             storage=storage, checkpoint_every=checkpoint_every,
         )
-        stored_counter = self._store.stats()["token_counter"]
+        stored_counter = self._store.token_counter
         if token_counter is None and stored_counter != self._counter.name:
             # The store keeps the counter it was created with; reopen with the same one.
             try:
