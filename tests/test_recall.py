@@ -163,9 +163,11 @@ def test_hybrid_relative_score_fusion_formula(store: Any) -> None:
     assert [h.id for h in hits] == want
     for h in hits:
         assert h.score == pytest.approx(score[h.id], rel=1e-4, abs=1e-6)
-    # relative-score fusion is the default
+    # reciprocal-rank fusion is the default (the contract), so the default differs here
     default = store.recall(query, vector=q, namespace="ns1", k=6, candidates=depth, lexical_weight=0.7, now=NOW)
-    assert [(h.id, h.score) for h in default] == [(h.id, h.score) for h in hits]
+    rrf = store.recall(query, vector=q, namespace="ns1", k=6, candidates=depth, lexical_weight=0.7, now=NOW,
+                       fusion="rrf")
+    assert [(h.id, h.score) for h in default] == [(h.id, h.score) for h in rrf]
 
 
 def test_hybrid_without_vector_is_lexical_and_with_empty_text_is_vector(store: Any) -> None:

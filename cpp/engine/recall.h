@@ -15,14 +15,14 @@ namespace recallcore::engine {
 enum class RecallMode : std::uint8_t { hybrid, vector, lexical };
 
 // How hybrid mode merges the vector and lexical candidate lists (each `candidates` deep).
+//  rrf:      sum over lists of weight / (rrf_k + rank)   (reciprocal-rank fusion, the default: it
+//            needs no score calibration between the lists, whatever the embedder or the corpus)
 //  relative: sum over lists of weight * (s - min) / (max - min), divided by the sum of the weights
-//            (relative-score fusion, the default:
-//            each list's raw scores min-max normalised over its own candidates; a record absent
-//            from a list gets 0 from it; a list whose scores are all equal gives each record 1)
-//  rrf:      sum over lists of weight / (rrf_k + rank)            (reciprocal-rank fusion)
-// Relative-score fusion keeps how much better the best hit of a list is than the rest, which rank
-// fusion throws away; on REALTALK's tuning half it beat every RRF setting tried (R@10 0.555 vs at
-// most 0.551, MRR 0.454 vs 0.423) and the held-out half agreed (see benchmarks/RESULTS.md).
+//            (relative-score fusion: each list's raw scores min-max normalised over its own
+//            candidates; a record absent from a list gets 0 from it; a list whose scores are all
+//            equal gives each record 1). It keeps how much better the best hit of a list is than
+//            the rest, which rank fusion throws away: slightly better on REALTALK (R@10 0.540 vs
+//            0.535 over all ten conversations; see benchmarks/RESULTS.md).
 enum class Fusion : std::uint8_t { rrf, relative };
 
 struct RecallQuery {
@@ -45,7 +45,7 @@ struct RecallQuery {
   float diversity = 0;                         // MMR trade-off in [0, 1]; 0: off
   float dedupe_similarity = 0.97f;             // with diversity > 0: drop hits this similar to a better one
   float vector_weight = 1.0f, lexical_weight = 1.0f;  // fusion weights
-  Fusion fusion = Fusion::relative;
+  Fusion fusion = Fusion::rrf;
   // RRF's constant (fusion = rrf). 60 (Cormack et al. 2009) was set for fusing 1000-deep TREC runs; a memory
   // namespace yields lists of a few hundred at most and callers want ~10 results, so a small
   // constant lets the top ranks of either list count (chosen on REALTALK conversations 0-4:

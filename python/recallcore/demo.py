@@ -31,7 +31,7 @@ NAMESPACE = "maya"
 QUESTION = "Can you suggest a dog-friendly vegetarian lunch spot near where I live?"
 NEW_SESSION = "session_7"
 MODEL = "llama-3.1-8b"
-BUDGET = 400
+BUDGET = 512
 
 # What an agent would extract and keep beside the raw turns: (kind, text, dia_id it came from, extra).
 PREFERENCES = [
