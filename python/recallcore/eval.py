@@ -772,6 +772,10 @@ def run_eval(
                     item["vector"] = vec
                 items.append(item)
             ids = memory.add_many(items)
+            if hasattr(memory, "verify"):
+                # Let the background indexer finish (verify drains it): a vector still pending is scored by
+                # an equally exact but differently rounded path, which can reorder exact ties between runs.
+                memory.verify()
             id_to_dia = {rid: t.dia_id for rid, t in zip(ids, conv.turns)}
             if token_counter is not None:
                 conv_tokens.append(int(token_counter(conv.render())))
