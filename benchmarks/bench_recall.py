@@ -175,6 +175,14 @@ def run_recallcore(w: Workload, path: Path, n_queries: int) -> dict[str, dict[st
         out["recallcore hybrid"] = measure(hybrid, n_queries)
         out["recallcore vector"] = measure(vector, n_queries)
         out["recallcore lexical"] = measure(lexical, n_queries)
+
+        def context(i: int) -> Any:
+            # Memory.context: state + pinned kinds + 5 recent turns + k=50 recalled memories, packed.
+            return m.context(w.q_texts[i], vector=w.q_vectors[i], namespace=w.q_ns[i], budget=2048)
+
+        ctx = context(0)
+        assert ctx.tokens <= 2048 and ctx.manifest
+        out["recallcore context (2,048 tokens)"] = measure(context, n_queries)
         # The same hybrid query straight through the binding (no Hit/Record objects), to show
         # what the Python layer costs.
         store = m._store
