@@ -165,14 +165,24 @@ std::vector<hnsw::Hit> Memory::vector_candidates(const float* query, std::size_t
              hits.end());
   const auto& kt = simd::active();
   const int m = int(metric_id_);
-  for (std::size_t i = 0; i < pend_.size(); ++i) {
-    const std::uint64_t id = pend_[i].id;
-    if (!filter.allows(id)) continue;
-    if (allowed != nullptr && !std::binary_search(allowed->begin(), allowed->end(), id)) continue;
-    const float* v = pend_vecs_.data() + i * dim_;
-    float d = kt.f32[m](query, v, dim_);
+  auto score = [&](std::uint64_t id, std::size_t pos) {
+    float d = kt.f32[m](query, pend_vecs_.data() + pos * dim_, dim_);
     if (metric_id_ == simd::Metric::ip) d = 1.0f - d;
     hits.push_back({id, d});
+  };
+  if (allowed != nullptr && allowed->size() < pend_.size()) {
+    // A small allow-list against a long tail (e.g. right after a bulk load): look its ids up.
+    for (auto id : *allowed) {
+      auto it = pend_pos_.find(id);
+      if (it != pend_pos_.end()) score(id, it->second);
+    }
+  } else {
+    for (std::size_t i = 0; i < pend_.size(); ++i) {
+      const std::uint64_t id = pend_[i].id;
+      if (!filter.allows(id)) continue;
+      if (allowed != nullptr && !std::binary_search(allowed->begin(), allowed->end(), id)) continue;
+      score(id, i);
+    }
   }
   std::sort(hits.begin(), hits.end(), [](const hnsw::Hit& a, const hnsw::Hit& b) {
     return a.distance < b.distance || (a.distance == b.distance && a.id < b.id);

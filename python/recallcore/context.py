@@ -18,6 +18,7 @@ question.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -106,8 +107,13 @@ def memory_value(rank: int) -> float:
     return 2.0 ** (-(rank - 1) / 5.0)
 
 
+@functools.lru_cache(maxsize=4096)
+def _day(day: int) -> str:
+    return datetime.fromtimestamp(day * 86400, tz=timezone.utc).strftime("%Y-%m-%d")
+
+
 def _date(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d")
+    return _day(int(ts // 86400))  # UTC days: one strftime per day, not per item
 
 
 def _prefix(record: Record, section: str, template: Optional[str]) -> str:
@@ -251,7 +257,9 @@ def build_context(memory: Memory, query: Optional[str], *, budget: int, vector: 
     total = int(packed["total_tokens"])
     ctx = Context(tuple(items), dropped, total, budget)
     # The guarantee is on the rendered text as the store's counter counts it; drop the least important
-    # non-pinned item until it holds (only a non-additive counter can need this).
+    # non-pinned item until it holds. Stored counts of texts plus counted prefixes are not exactly
+    # additive for BPE-like counters (a prefix can merge with the text's first word), so this final
+    # count of the whole text is what makes "never over budget" true (tests/test_context.py).
     extra: list[DroppedContextItem] = []
     while items and count(ctx.text) > budget:
         victims = [i for i in items if i.section not in ("state", "pinned")]
