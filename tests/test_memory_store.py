@@ -350,3 +350,15 @@ def test_a_forked_child_exits_cleanly_while_holding_the_parents_store():
     r = subprocess.run([sys.executable, "-c", FORK_EXIT], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["0", "x"]
+
+
+def test_close_rewrites_a_snapshot_taken_while_the_graph_was_incomplete(tmp_path):
+    rng = np.random.default_rng(5)
+    with Memory(tmp_path / "s", dim=16, ef_construction=40) as m:
+        m.add_many([{"text": f"r{i}", "namespace": "n", "vector": rng.standard_normal(16).astype(np.float32)}
+                    for i in range(3000)])
+        m.checkpoint()  # same change sequence as at close, but most vectors are still pending here
+        m.verify()  # drains the indexer: the graph now holds every vector
+    with Memory(tmp_path / "s") as m:
+        s = m.stats()
+        assert s["pending_vectors"] == 0 and s["indexed_vectors"] == 3000

@@ -79,6 +79,7 @@ bool Memory::index_pending(std::size_t max_batch) {
       for (std::size_t i = 0; i < batch.size(); ++i) ids[i] = batch[i].id;
       vec_->add(vecs.data(), ids.data(), ids.size(), 0);
     }
+    if (!batch.empty() || !present.empty()) graph_version_.fetch_add(1);
   }
   std::unique_lock lock(state_mu_);
   if (gen != graph_gen_) return true;

@@ -283,6 +283,10 @@ class Memory {
   std::unordered_map<std::uint64_t, std::size_t> pend_pos_;
   std::vector<std::uint64_t> graph_dead_;  // ids to remove from the graph (deleted or replaced)
   std::uint64_t graph_gen_ = 0;
+  // Bumped whenever the indexer changes the graph, so a snapshot is rewritten when only the graph
+  // moved on since the last one (same change sequence, more vectors indexed).
+  std::atomic<std::uint64_t> graph_version_{0};
+  std::uint64_t snapshot_graph_version_ = ~std::uint64_t(0);
   std::mutex graph_mu_;
   std::unique_ptr<std::thread> indexer_;
   std::mutex idx_mu_;

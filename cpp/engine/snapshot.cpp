@@ -80,7 +80,10 @@ void Memory::write_snapshot() {
   std::shared_lock lock(state_mu_);
   std::lock_guard graph(graph_mu_);
   const std::uint64_t stamp = applied_seq_.load();
-  if (stamp == snapshot_seq_.load() && std::filesystem::exists(rows_path(options_.path))) return;
+  const std::uint64_t graph_version = graph_version_.load();
+  if (stamp == snapshot_seq_.load() && graph_version == snapshot_graph_version_ &&
+      std::filesystem::exists(rows_path(options_.path)))
+    return;
   std::string payload;
   std::uint64_t n = 0;
   for (std::uint64_t id = 0; id < rows_.size(); ++id) {
@@ -117,6 +120,7 @@ void Memory::write_snapshot() {
   write_atomically(lexical_path(options_.path), lex);
   write_atomically(rows_path(options_.path), bytes);
   snapshot_seq_.store(stamp);
+  snapshot_graph_version_ = graph_version;
 }
 
 bool Memory::load_snapshot_locked() {
@@ -258,6 +262,9 @@ bool Memory::load_snapshot_locked() {
   }
   applied_seq_.store(h.stamp);
   snapshot_seq_.store(h.stamp);
+  // A snapshot whose graph lacked vectors (re-queued above) is rewritten on close even if no change
+  // follows; a complete one is not.
+  snapshot_graph_version_ = pend_.empty() && graph_dead_.empty() ? graph_version_.load() : ~std::uint64_t(0);
   return true;
 }
 
