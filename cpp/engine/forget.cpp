@@ -382,16 +382,8 @@ std::vector<std::uint64_t> Memory::compact_commit(const std::vector<CompactGroup
           changes.push_back(Pending{seq, sid, false, s.h, lexical_text(s), {}});
         }
       }
-      txn.put(records_, id_key(r.id), encode_record(r), MDB_APPEND);
-      if (it.vector != nullptr)
-        txn.put(vectors_, id_key(r.id), std::string_view(reinterpret_cast<const char*>(it.vector), dim_ * 4),
-                MDB_APPEND);
-      put_secondary(txn, r);
-      log_change(txn, ++seq, kOpPut, r.id);
+      put_new_record(txn, r, it.vector, ++seq, changes);
       out.push_back(r.id);
-      Pending p{seq, r.id, false, r.h, lexical_text(r), {}};
-      if (it.vector != nullptr) p.vector.assign(it.vector, it.vector + dim_);
-      changes.push_back(std::move(p));
     }
     put_meta_u64(txn, "next_id", next_id);
     put_meta_u64(txn, "seq", seq);

@@ -32,20 +32,22 @@ void Memory::queue_vector_locked(std::uint64_t id, std::uint64_t seq, const floa
   pend_vecs_.insert(pend_vecs_.end(), v, v + dim_);
 }
 
+void Memory::erase_pending(std::unordered_map<std::uint64_t, std::size_t>::iterator it) {
+  // Swap with the last entry: O(1); the order of the tail does not matter.
+  const std::size_t pos = it->second, last = pend_.size() - 1;
+  pend_pos_.erase(it);
+  if (pos != last) {
+    pend_[pos] = pend_[last];
+    std::memcpy(pend_vecs_.data() + pos * dim_, pend_vecs_.data() + last * dim_, dim_ * sizeof(float));
+    pend_pos_[pend_[pos].id] = pos;
+  }
+  pend_.pop_back();
+  pend_vecs_.resize(pend_.size() * dim_);
+}
+
 void Memory::drop_vector_locked(std::uint64_t id) {
   auto it = pend_pos_.find(id);
-  if (it != pend_pos_.end()) {
-    // Swap with the last entry: O(1), order of the tail does not matter.
-    const std::size_t pos = it->second, last = pend_.size() - 1;
-    if (pos != last) {
-      pend_[pos] = pend_[last];
-      std::memcpy(pend_vecs_.data() + pos * dim_, pend_vecs_.data() + last * dim_, dim_ * sizeof(float));
-      pend_pos_[pend_[pos].id] = pos;
-    }
-    pend_.pop_back();
-    pend_vecs_.resize(pend_.size() * dim_);
-    pend_pos_.erase(id);
-  }
+  if (it != pend_pos_.end()) erase_pending(it);
   if (vec_->contains(id)) graph_dead_.push_back(id);
 }
 
@@ -91,15 +93,7 @@ bool Memory::index_pending(std::size_t max_batch) {
       continue;
     }
     if (pend_[it->second].seq != b.seq) continue;  // re-written meanwhile: the newer vector stays pending
-    const std::size_t pos = it->second, last = pend_.size() - 1;
-    if (pos != last) {
-      pend_[pos] = pend_[last];
-      std::memcpy(pend_vecs_.data() + pos * dim_, pend_vecs_.data() + last * dim_, dim_ * sizeof(float));
-      pend_pos_[pend_[pos].id] = pos;
-    }
-    pend_.pop_back();
-    pend_vecs_.resize(pend_.size() * dim_);
-    pend_pos_.erase(it);
+    erase_pending(it);
   }
   return true;
 }

@@ -298,6 +298,19 @@ void Memory::log_change(Txn& txn, std::uint64_t seq, char op, std::uint64_t id) 
   txn.put(changes_, id_key(seq), v, MDB_APPEND);
 }
 
+void Memory::put_new_record(Txn& txn, const Record& r, const float* vector, std::uint64_t seq,
+                            std::vector<Pending>& changes) {
+  // Ids only grow, so every new record (and its vector) appends at the end of its B-tree.
+  txn.put(records_, id_key(r.id), encode_record(r), MDB_APPEND);
+  if (vector != nullptr)
+    txn.put(vectors_, id_key(r.id), std::string_view(reinterpret_cast<const char*>(vector), dim_ * 4), MDB_APPEND);
+  put_secondary(txn, r);
+  log_change(txn, seq, kOpPut, r.id);
+  Pending p{seq, r.id, false, r.h, lexical_text(r), {}};
+  if (vector != nullptr) p.vector.assign(vector, vector + dim_);
+  changes.push_back(std::move(p));
+}
+
 void Memory::put_secondary(Txn& txn, const Record& r) {
   txn.put(by_ns_, by_ns_key(r.h.ns, r.h.ts, r.id), {});
   if (r.h.session != 0) txn.put(by_session_, by_session_key(r.h.ns, r.h.session, r.h.ts, r.id), {});
@@ -384,16 +397,8 @@ std::vector<std::uint64_t> Memory::add(const std::vector<NewRecord>& items) {
         r.h.supersedes = old.id;
         changes.push_back(Pending{seq, old.id, false, old.h, lexical_text(old), {}});  // vector unchanged
       }
-      txn.put(records_, id_key(r.id), encode_record(r), MDB_APPEND);
-      if (it.vector != nullptr)
-        txn.put(vectors_, id_key(r.id), std::string_view(reinterpret_cast<const char*>(it.vector), dim_ * 4),
-                MDB_APPEND);
-      put_secondary(txn, r);
-      log_change(txn, ++seq, kOpPut, r.id);
+      put_new_record(txn, r, it.vector, ++seq, changes);
       ids.push_back(r.id);
-      Pending p{seq, r.id, false, r.h, lexical_text(r), {}};
-      if (it.vector != nullptr) p.vector.assign(it.vector, it.vector + dim_);
-      changes.push_back(std::move(p));
     }
     put_meta_u64(txn, "next_id", next_id);
     put_meta_u64(txn, "seq", seq);

@@ -216,6 +216,8 @@ class Memory {
   void put_meta_u64(storage::Txn& txn, const char* key, std::uint64_t v);
   void log_change(storage::Txn& txn, std::uint64_t seq, char op, std::uint64_t id);
   void put_secondary(storage::Txn& txn, const Record& r);
+  void put_new_record(storage::Txn& txn, const Record& r, const float* vector, std::uint64_t seq,
+                      std::vector<Pending>& changes);
   void del_secondary(storage::Txn& txn, const Record& r);
   // Forgetting helpers (engine/dedupe.cpp).
   void put_dedupe(storage::Txn& txn, const Record& r);
@@ -232,6 +234,7 @@ class Memory {
   bool vector_of(std::uint64_t id, float* out) const;  // caller holds state_mu_
   void queue_vector_locked(std::uint64_t id, std::uint64_t seq, const float* v);
   void drop_vector_locked(std::uint64_t id);
+  void erase_pending(std::unordered_map<std::uint64_t, std::size_t>::iterator it);
   bool index_pending(std::size_t max_batch);  // false when nothing was pending
   void drain_pending();
   void indexer_loop();
