@@ -362,3 +362,17 @@ def test_close_rewrites_a_snapshot_taken_while_the_graph_was_incomplete(tmp_path
     with Memory(tmp_path / "s") as m:
         s = m.stats()
         assert s["pending_vectors"] == 0 and s["indexed_vectors"] == 3000
+
+
+def test_reopen_then_close_after_only_indexing_writes_a_snapshot_safely(tmp_path):
+    # Regression: a store reopened from a snapshot whose graph then grew (re-queued vectors indexed),
+    # closed without any lexical use in between, serialised a lexical index it had not installed yet.
+    rng = np.random.default_rng(6)
+    with Memory(tmp_path / "s", dim=16, ef_construction=40) as m:
+        m.add_many([{"text": f"note {i}", "namespace": "n", "vector": rng.standard_normal(16).astype(np.float32)}
+                    for i in range(3000)])
+    with Memory(tmp_path / "s") as m:
+        m.verify()
+    with Memory(tmp_path / "s") as m:
+        assert m.recall("note", namespace="n", k=3, mode="lexical")
+        assert m.stats()["pending_vectors"] == 0

@@ -163,14 +163,14 @@ void Memory::close() {
     checkpointer_.reset();
   }
   stop_indexer();
-  {
-    std::lock_guard g(lex_mu_);
-    if (lex_loader_) lex_loader_->join();
-    lex_loader_.reset();
-  }
   std::exception_ptr err;
   try {
-    if (!options_.readonly && env_) {
+    lexical();  // joins the loader thread and installs what it loaded (the snapshot serialises it)
+  } catch (...) {
+    err = std::current_exception();
+  }
+  try {
+    if (!err && !options_.readonly && env_) {
       env_->check_fork();
       write_snapshot();
     }
@@ -609,6 +609,7 @@ text::Bm25Index& Memory::lexical() {
       lex_ = std::move(fresh);
     }
   }
+  if (!lex_) throw StoreError("the lexical index is not available");
   return *lex_;
 }
 
