@@ -49,7 +49,7 @@ MODEL = "llama-3.1-8b"
 
 
 def _line(ts: float, role: str, text: str) -> str:
-    return f"[{datetime.fromtimestamp(ts, tz=timezone.utc).strftime('%Y-%m-%d')}] {role}: {text}"
+    return f"{datetime.fromtimestamp(ts, tz=timezone.utc).strftime('%Y-%m-%d')} {role}: {text}"
 
 
 def run(n_conversations: int, n_turns: int, budget: int, recent: int, seed: int,
