@@ -138,6 +138,7 @@ def build_recallcore(w: Workload, path: Path) -> recallcore.Memory:
     if (path / "data.mdb").exists():
         m = recallcore.Memory(path, durable=False)
         if m.stats()["records"] == w.n:
+            m.verify()  # a reopened store may still be indexing vectors its last snapshot lacked
             return m
         m.close()
         shutil.rmtree(path)
