@@ -19,6 +19,7 @@
 #include <unordered_set>
 
 #include "common/errors.h"
+#include "engine/keys.h"
 #include "engine/memory.h"
 #include "engine/retention.h"
 #include "storage/keys.h"
@@ -34,27 +35,6 @@ using storage::time_key;
 using storage::Txn;
 
 namespace {
-
-constexpr char kOpPut = 'P', kOpDelete = 'D', kOpUpdate = 'U';
-
-std::string ns_prefix(std::uint32_t ns) {
-  std::string k;
-  put_be32(k, ns);
-  return k;
-}
-
-std::string lexical_text(const Record& r) {
-  std::string s = r.text;
-  for (const auto& e : r.entities) {
-    s.push_back('\n');
-    s.append(e);
-  }
-  return s;
-}
-
-double now_seconds() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
 
 // Deletes every key of `dbi` that starts with `prefix`; returns how many.
 std::uint64_t del_prefix(Txn& txn, MDB_dbi dbi, std::string_view prefix) {
@@ -350,18 +330,7 @@ std::vector<std::uint64_t> Memory::compact_commit(const std::vector<CompactGroup
     std::uint64_t seq = seq0, next_id = meta_u64(txn, "next_id", 1);
     for (const auto& g : groups) {
       const NewRecord& it = g.summary;
-      Record r;
-      r.id = next_id++;
-      r.h.ns = names_->resolve(txn, NameKind::ns, it.ns, true);
-      r.h.session = it.session.empty() ? 0 : names_->resolve(txn, NameKind::session, it.session, true);
-      r.h.kind = names_->resolve(txn, NameKind::kind, it.kind, true);
-      r.h.role = it.role.empty() ? 0 : names_->resolve(txn, NameKind::role, it.role, true);
-      r.h.ts = it.ts, r.h.created = now, r.h.updated = now;
-      r.h.importance = it.importance;
-      r.h.tokens_text = it.tokens_text, r.h.tokens_summary = it.tokens_summary;
-      r.h.expires_at = it.ttl > 0 ? now + it.ttl : kForever;
-      if (it.vector != nullptr) r.h.flags |= kHasVector;
-      r.text = it.text, r.summary = it.summary, r.metadata = it.metadata, r.entities = it.entities;
+      Record r = new_record(txn, it, next_id++, now);
       r.sources = g.sources;
       for (auto sid : g.sources) {
         std::string_view bytes;

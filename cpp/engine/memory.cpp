@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "common/errors.h"
+#include "engine/keys.h"
 #include "storage/keys.h"
 
 namespace recallcore::engine {
@@ -22,86 +23,13 @@ using storage::Txn;
 
 namespace {
 
-constexpr char kOpPut = 'P', kOpDelete = 'D', kOpUpdate = 'U';
 constexpr std::size_t kMaxNameBytes = 256;
-
-std::string ns_prefix(std::uint32_t ns) {
-  std::string k;
-  put_be32(k, ns);
-  return k;
-}
-
-std::string by_ns_key(std::uint32_t ns, double ts, std::uint64_t id) {
-  std::string k = ns_prefix(ns);
-  put_be64(k, time_key(ts));
-  put_be64(k, id);
-  return k;
-}
-
-std::string by_session_key(std::uint32_t ns, std::uint32_t session, double ts, std::uint64_t id) {
-  std::string k = ns_prefix(ns);
-  put_be32(k, session);
-  put_be64(k, time_key(ts));
-  put_be64(k, id);
-  return k;
-}
-
-std::string entity_norm(std::string_view e) {
-  std::string s(e);
-  for (char& c : s)
-    if (c >= 'A' && c <= 'Z') c = char(c - 'A' + 'a');
-  return s;
-}
-
-std::string entity_key(std::uint32_t ns, std::string_view entity, std::uint64_t id) {
-  std::string k = ns_prefix(ns);
-  k.append(entity_norm(entity));
-  k.push_back('\0');
-  put_be64(k, id);
-  return k;
-}
-
-std::string state_key(std::uint32_t ns, std::string_view key) {
-  std::string k = ns_prefix(ns);
-  k.append(key);
-  return k;
-}
-
-double now_seconds() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
-bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
-
-// What the lexical index sees of a record: its text and the entities it mentions.
-std::string lexical_text(const Record& r) {
-  std::string s = r.text;
-  for (const auto& e : r.entities) {
-    s.push_back('\n');
-    s.append(e);
-  }
-  return s;
-}
 
 void check_name(const char* what, const std::string& v, bool allow_empty) {
   if (v.empty() && !allow_empty) throw InvalidArgument(std::string(what) + " must be a non-empty string");
   if (v.size() > kMaxNameBytes)
     throw InvalidArgument(std::string(what) + " is longer than " + std::to_string(kMaxNameBytes) + " bytes");
   if (v.find('\0') != std::string::npos) throw InvalidArgument(std::string(what) + " must not contain NUL characters");
-}
-
-simd::Metric parse_metric(const std::string& m) {
-  if (m == "cosine") return simd::Metric::cosine;
-  if (m == "ip") return simd::Metric::ip;
-  if (m == "l2") return simd::Metric::l2;
-  throw InvalidArgument("metric must be 'cosine', 'ip' or 'l2', got '" + m + "'");
-}
-
-int parse_storage(const std::string& s) {
-  if (s == "f32") return 0;
-  if (s == "f16") return 1;
-  if (s == "i8") return 2;
-  throw InvalidArgument("storage must be 'f32', 'f16' or 'i8', got '" + s + "'");
 }
 
 }  // namespace
@@ -111,8 +39,8 @@ int parse_storage(const std::string& s) {
 
 Memory::Memory(const MemoryOptions& options) : options_(options) {
   if (options_.path.empty()) throw InvalidArgument("path must be a non-empty string");
-  if (!options_.metric.empty()) parse_metric(options_.metric);
-  parse_storage(options_.storage);
+  if (!options_.metric.empty()) hnsw::parse_metric(options_.metric);  // validate before touching disk
+  hnsw::parse_storage(options_.storage);
   storage::EnvOptions eo;
   eo.path = options_.path;
   eo.readonly = options_.readonly;
@@ -240,7 +168,7 @@ void Memory::open_meta() {
     metric_ = read("metric");
     if (!options_.metric.empty() && options_.metric != metric_)
       throw InvalidArgument("this store was created with metric '" + metric_ + "', not '" + options_.metric + "'");
-    metric_id_ = parse_metric(metric_);
+    metric_id_ = hnsw::parse_metric(metric_);
     // Read-only opens refuse a different embedder too: its vectors would not be comparable.
     const std::string stored_embedder = read("embedder");
     if (!options_.embedder.empty() && options_.embedder != stored_embedder)
@@ -264,11 +192,17 @@ void Memory::open_meta() {
     options_.embedder = embedder;
     options_.token_counter = counter;
   });
-  metric_id_ = parse_metric(metric_);
+  metric_id_ = hnsw::parse_metric(metric_);
 }
 
 // ---------------------------------------------------------------------------------------------------
 // Writes
+
+void Memory::check_vector(const float* v) const {
+  if (dim_ == 0) throw InvalidArgument("this store is text-only (created without dim): vectors are not accepted");
+  for (std::size_t i = 0; i < dim_; ++i)
+    if (!std::isfinite(v[i])) throw InvalidArgument("vector contains NaN or infinity");
+}
 
 void Memory::validate(const NewRecord& r) const {
   check_name("namespace", r.ns, false);
@@ -285,17 +219,29 @@ void Memory::validate(const NewRecord& r) const {
   if (!std::isfinite(r.ts)) throw InvalidArgument("ts must be a finite time");
   if (!(r.importance >= 0.0f && r.importance <= 1.0f)) throw InvalidArgument("importance must be within [0, 1]");
   if (!(r.ttl >= 0.0) || std::isinf(r.ttl)) throw InvalidArgument("ttl must be a finite number of seconds >= 0");
-  if (r.vector != nullptr) {
-    if (dim_ == 0) throw InvalidArgument("this store is text-only (created without dim): vectors are not accepted");
-    for (std::size_t i = 0; i < dim_; ++i)
-      if (!std::isfinite(r.vector[i])) throw InvalidArgument("vector contains NaN or infinity");
-  }
+  if (r.vector != nullptr) check_vector(r.vector);
 }
 
 void Memory::log_change(Txn& txn, std::uint64_t seq, char op, std::uint64_t id) {
   std::string v(1, op);
   put_be64(v, id);
   txn.put(changes_, id_key(seq), v, MDB_APPEND);
+}
+
+Record Memory::new_record(Txn& txn, const NewRecord& it, std::uint64_t id, double now) {
+  Record r;
+  r.id = id;
+  r.h.ns = names_->resolve(txn, NameKind::ns, it.ns, true);
+  r.h.session = it.session.empty() ? 0 : names_->resolve(txn, NameKind::session, it.session, true);
+  r.h.kind = names_->resolve(txn, NameKind::kind, it.kind, true);
+  r.h.role = it.role.empty() ? 0 : names_->resolve(txn, NameKind::role, it.role, true);
+  r.h.ts = it.ts, r.h.created = now, r.h.updated = now;
+  r.h.importance = it.importance;
+  r.h.tokens_text = it.tokens_text, r.h.tokens_summary = it.tokens_summary;
+  r.h.expires_at = it.ttl > 0 ? now + it.ttl : kForever;
+  if (it.vector != nullptr) r.h.flags |= kHasVector;
+  r.text = it.text, r.summary = it.summary, r.metadata = it.metadata, r.entities = it.entities;
+  return r;
 }
 
 void Memory::put_new_record(Txn& txn, const Record& r, const float* vector, std::uint64_t seq,
@@ -367,18 +313,7 @@ std::vector<std::uint64_t> Memory::add(const std::vector<NewRecord>& items) {
           continue;
         }
       }
-      Record r;
-      r.id = next_id++;
-      r.h.ns = names_->resolve(txn, NameKind::ns, it.ns, true);
-      r.h.session = it.session.empty() ? 0 : names_->resolve(txn, NameKind::session, it.session, true);
-      r.h.kind = names_->resolve(txn, NameKind::kind, it.kind, true);
-      r.h.role = it.role.empty() ? 0 : names_->resolve(txn, NameKind::role, it.role, true);
-      r.h.ts = it.ts, r.h.created = now, r.h.updated = now;
-      r.h.importance = it.importance;
-      r.h.tokens_text = it.tokens_text, r.h.tokens_summary = it.tokens_summary;
-      r.h.expires_at = it.ttl > 0 ? now + it.ttl : kForever;
-      if (it.vector != nullptr) r.h.flags |= kHasVector;
-      r.text = it.text, r.summary = it.summary, r.metadata = it.metadata, r.entities = it.entities;
+      Record r = new_record(txn, it, next_id++, now);
       if (it.supersedes != 0) {
         // Temporal facts: the old version stops being valid when the new one starts.
         std::string_view old_bytes;
@@ -418,11 +353,7 @@ void Memory::update(std::uint64_t id, const RecordPatch& patch) {
   if (patch.role) check_name("role", *patch.role, true);
   if (patch.entities)
     for (const auto& e : *patch.entities) check_name("entity", e, false);
-  if (patch.vector != nullptr) {
-    if (dim_ == 0) throw InvalidArgument("this store is text-only: vectors are not accepted");
-    for (std::size_t i = 0; i < dim_; ++i)
-      if (!std::isfinite(patch.vector[i])) throw InvalidArgument("vector contains NaN or infinity");
-  }
+  if (patch.vector != nullptr) check_vector(patch.vector);
   std::lock_guard w(write_mu_);
   std::vector<Pending> changes;
   std::uint64_t seq0 = 0;

@@ -216,6 +216,8 @@ class Memory {
   void put_meta_u64(storage::Txn& txn, const char* key, std::uint64_t v);
   void log_change(storage::Txn& txn, std::uint64_t seq, char op, std::uint64_t id);
   void put_secondary(storage::Txn& txn, const Record& r);
+  Record new_record(storage::Txn& txn, const NewRecord& item, std::uint64_t id, double now);
+  void check_vector(const float* v) const;  // dim set, every value finite
   void put_new_record(storage::Txn& txn, const Record& r, const float* vector, std::uint64_t seq,
                       std::vector<Pending>& changes);
   void del_secondary(storage::Txn& txn, const Record& r);

@@ -172,9 +172,14 @@ def build_context(memory: Memory, query: Optional[str], *, budget: int, vector: 
         return n
 
     def record_entry(r: Record, section: str, score: float) -> tuple[Any, ...]:
-        full = _render(r, section, r.text, template)
-        prefix_tokens = count(full) - r.tokens if template is not None else prefix_count(_prefix(r, section, None))
-        summary = _render(r, section, r.summary, template) if r.summary else ""
+        if template is None:  # the prefix is rendered and counted once (counts cached per prefix)
+            prefix = _prefix(r, section, None)
+            full, prefix_tokens = prefix + r.text, prefix_count(prefix)
+            summary = (prefix + r.summary) if r.summary else ""
+        else:
+            full = _render(r, section, r.text, template)
+            summary = _render(r, section, r.summary, template) if r.summary else ""
+            prefix_tokens = count(full) - r.tokens
         return (r.id, r, full, r.tokens + max(0, prefix_tokens), summary,
                 (r.summary_tokens + max(0, prefix_tokens)) if r.summary else 0, score, r.ts)
 
