@@ -1,32 +1,37 @@
-// A fast 64-bit checksum for snapshot and index files: four independent multiply-xor lanes over
-// 8-byte words (about a byte per cycle), folded at the end. It detects corruption and truncation;
-// it is not a cryptographic hash.
+// The one 64-bit checksum of every file the project writes (HNSW index, BM25 image, snapshot rows)
+// and of normalised texts for duplicate detection: four independent FNV-style multiply-xor lanes over
+// 8-byte little-endian words (about a byte per cycle), folded at the end. Each step is a bijection of
+// the lane state, so a change confined to one word always changes the result. Not cryptographic.
 #pragma once
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 
 namespace recallcore {
 
-inline std::uint64_t checksum64(const void* data, std::size_t n, std::uint64_t seed = 0x9E3779B97F4A7C15ull) {
-  constexpr std::uint64_t k = 0xFF51AFD7ED558CCDull;
+inline std::uint64_t load_le64(const unsigned char* p) {
+  std::uint64_t w;
+  std::memcpy(&w, p, 8);
+  if constexpr (std::endian::native == std::endian::big) w = __builtin_bswap64(w);  // same sums on any host
+  return w;
+}
+
+inline std::uint64_t checksum64(const void* data, std::size_t n, std::uint64_t seed = 0) {
+  constexpr std::uint64_t P = 0x100000001B3ull;
+  std::uint64_t h[4] = {seed ^ 0xCBF29CE484222325ull, seed ^ 0x84222325CBF29CE4ull, seed ^ 0x9E3779B97F4A7C15ull,
+                        seed ^ 0xC2B2AE3D27D4EB4Full};
   const auto* p = static_cast<const unsigned char*>(data);
-  std::uint64_t h[4] = {seed, seed ^ 0x1, seed ^ 0x2, seed ^ 0x3};
   std::size_t i = 0;
-  for (; i + 32 <= n; i += 32) {
-    for (int l = 0; l < 4; ++l) {
-      std::uint64_t w;
-      std::memcpy(&w, p + i + 8 * l, 8);
-      h[l] = (h[l] ^ w) * k;
-      h[l] ^= h[l] >> 29;
-    }
+  for (; i + 32 <= n; i += 32)
+    for (int l = 0; l < 4; ++l) h[l] = (h[l] ^ load_le64(p + i + 8 * l)) * P;
+  for (; i < n; ++i) h[0] = (h[0] ^ p[i]) * P;
+  std::uint64_t r = std::uint64_t(n);
+  for (int l = 0; l < 4; ++l) {
+    r ^= h[l] + 0x9E3779B97F4A7C15ull + (r << 6) + (r >> 2);
+    r *= P;
   }
-  std::uint64_t r = h[0] ^ (h[1] * 3) ^ (h[2] * 5) ^ (h[3] * 7) ^ n;
-  for (; i < n; ++i) r = (r ^ p[i]) * 0x100000001B3ull;
-  r ^= r >> 33;
-  r *= k;
-  r ^= r >> 33;
   return r;
 }
 

@@ -21,7 +21,7 @@ namespace recallcore::engine {
 namespace {
 
 constexpr char kMagic[8] = {'R', 'C', 'S', 'N', 'A', 'P', '\x01', '\0'};
-constexpr std::uint32_t kFormat = 2;  // 2: rows hold raw RecordHeader bytes
+constexpr std::uint32_t kFormat = 3;  // 2: rows hold raw RecordHeader bytes; 3: shared checksum
 
 struct SnapHeader {
   char magic[8];

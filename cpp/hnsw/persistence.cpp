@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "common/errors.h"
-#include "hnsw/checksum.h"
+#include "common/checksum.h"
 #include "hnsw/impl.h"
 
 namespace recallcore::hnsw {

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <limits>
 
+#include "common/checksum.h"
 #include "common/errors.h"
 #include "text/utf8.h"
 
@@ -13,18 +14,11 @@ namespace recallcore::text {
 namespace {
 
 constexpr char kMagic[8] = {'R', 'C', 'B', 'M', '2', '5', '\r', '\n'};  // \r\n catches text-mode mangling
-constexpr std::uint32_t kVersion = 1;
+constexpr std::uint32_t kVersion = 2;  // 2: the shared word-wise checksum (was byte-wise FNV-1a)
 constexpr std::size_t kHeaderSize = 8 + 4 + 4 + 4 + 4 + 8;  // magic, version, flags, k1, b, payload size
 constexpr std::size_t kChecksumSize = 8;
 
-std::uint64_t fnv1a64(std::string_view s) noexcept {
-  std::uint64_t h = 0xcbf29ce484222325ull;
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 0x100000001b3ull;
-  }
-  return h;
-}
+std::uint64_t image_checksum(std::string_view s) noexcept { return checksum64(s.data(), s.size()); }
 
 // Explicit little-endian encoding: the image is portable across hosts.
 struct Writer {
@@ -370,7 +364,7 @@ std::string Bm25Index::serialize() const {
   }
   const std::uint64_t payload = w.out.size() - kHeaderSize;
   for (int k = 0; k < 8; ++k) w.out[kHeaderSize - 8 + k] = char((payload >> (8 * k)) & 0xFF);
-  w.u64(fnv1a64(w.out));
+  w.u64(image_checksum(w.out));
   return std::move(w.out);
 }
 
@@ -390,7 +384,7 @@ Bm25Index Bm25Index::deserialize(std::string_view bytes) {
     throw CorruptData("BM25 snapshot size mismatch: header says " + std::to_string(payload) + " payload bytes, found " +
                       std::to_string(bytes.size() - kHeaderSize - kChecksumSize));
   Reader tail{bytes, bytes.size() - kChecksumSize};
-  if (tail.u64() != fnv1a64(bytes.substr(0, bytes.size() - kChecksumSize)))
+  if (tail.u64() != image_checksum(bytes.substr(0, bytes.size() - kChecksumSize)))
     throw CorruptData("BM25 snapshot checksum mismatch");
   if (flags > 3) throw CorruptData("BM25 snapshot has unknown flags " + std::to_string(flags));
 

@@ -74,7 +74,7 @@ class Bm25Index {
   const TokenizerOptions& tokenizer_options() const noexcept { return tokenizer_; }
 
   // A self-describing byte image: magic "RCBM25\r\n", format version, parameters, tokenizer options,
-  // term dictionary, per-partition documents (term ids and frequencies), and an FNV-1a 64 checksum.
+  // term dictionary, per-partition documents (term ids and frequencies), and a checksum (common/checksum.h).
   // Canonical: documents sorted by (partition, id), so equal indexes give equal bytes.
   std::string serialize() const;
   // Throws CorruptData on a wrong magic, version, size, checksum or inconsistent content.
