@@ -100,18 +100,6 @@ std::string Names::name_of(const storage::Txn& txn, NameKind kind, std::uint32_t
   return name;
 }
 
-std::string Names::cached_name(NameKind kind, std::uint32_t id) const {
-  std::shared_lock lock(mu_);
-  auto it = names_.find(pack(kind, id));
-  return it == names_.end() ? std::string() : it->second;
-}
-
-std::uint32_t Names::cached_id(NameKind kind, std::string_view name) const {
-  std::shared_lock lock(mu_);
-  auto it = ids_.find(cache_key(kind, name));
-  return it == ids_.end() ? 0 : it->second;
-}
-
 std::vector<std::pair<std::uint32_t, std::string>> Names::all(const storage::Txn& txn, NameKind kind) {
   std::vector<std::pair<std::uint32_t, std::string>> out;
   storage::Cursor cur(txn, dbi_);

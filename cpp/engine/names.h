@@ -30,9 +30,6 @@ class Names {
   // Cached lookups (a miss reads LMDB through `txn`).
   std::uint32_t find(const storage::Txn& txn, NameKind kind, std::string_view name);
   std::string name_of(const storage::Txn& txn, NameKind kind, std::uint32_t id);
-  // Cache only; "" when unknown (callers on the hot path that hold no transaction).
-  std::string cached_name(NameKind kind, std::uint32_t id) const;
-  std::uint32_t cached_id(NameKind kind, std::string_view name) const;
   std::vector<std::pair<std::uint32_t, std::string>> all(const storage::Txn& txn, NameKind kind);
 
   void forget(storage::Txn& txn, NameKind kind, std::uint32_t id);  // deletes both directions
