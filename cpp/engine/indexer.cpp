@@ -20,6 +20,7 @@ constexpr std::size_t kBatch = 256;
 }
 
 void Memory::queue_vector_locked(std::uint64_t id, std::uint64_t seq, const float* v) {
+  if (ns_vecs_) ns_vecs_->put(rows_[id].h.ns, id, v);
   auto it = pend_pos_.find(id);
   if (it != pend_pos_.end()) {
     pend_[it->second].seq = seq;
@@ -46,6 +47,7 @@ void Memory::erase_pending(std::unordered_map<std::uint64_t, std::size_t>::itera
 }
 
 void Memory::drop_vector_locked(std::uint64_t id) {
+  if (ns_vecs_) ns_vecs_->remove(rows_[id].h.ns, id);
   auto it = pend_pos_.find(id);
   if (it != pend_pos_.end()) erase_pending(it);
   if (vec_->contains(id)) graph_dead_.push_back(id);

@@ -109,6 +109,7 @@ void Memory::close() {
   {
     std::unique_lock lock(state_mu_);
     vec_.reset();
+    ns_vecs_.reset();
     lex_.reset();
     rows_.clear();
     ns_ids_.clear();
@@ -561,6 +562,7 @@ void Memory::rebuild_locked() {
     vec_ = std::make_unique<hnsw::Index>(index_config());
     ++graph_gen_;
   }
+  ns_vecs_ = dim_ > 0 ? std::make_unique<NamespaceVectors>(dim_, metric_id_) : nullptr;
   pend_.clear();
   pend_vecs_.clear();
   pend_pos_.clear();

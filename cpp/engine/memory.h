@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "engine/names.h"
+#include "engine/namespace_vectors.h"
 #include "engine/recall.h"
 #include "engine/record.h"
 #include "hnsw/index.h"
@@ -266,6 +267,8 @@ class Memory {
   std::vector<Row> rows_;            // by record id
   std::unordered_map<std::uint32_t, std::vector<std::uint64_t>> ns_ids_;
   std::unique_ptr<hnsw::Index> vec_;  // vectors of live records (dim > 0)
+  // Dense per-namespace copies of the vectors for the exact path (built on a namespace's first search).
+  std::unique_ptr<NamespaceVectors> ns_vecs_;
   std::unique_ptr<text::Bm25Index> lex_;  // text + entity names of live records, one partition per namespace
   // A snapshot's lexical index is deserialised on a thread started by open, so a cold open and its
   // first vector query do not wait for it; lexical() joins it on first use.

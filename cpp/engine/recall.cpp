@@ -17,7 +17,7 @@ namespace {
 
 // The filter of a query, evaluated against the in-memory header table; usable by both the vector
 // index (during the graph walk) and the lexical index (during scoring).
-class Predicate final : public hnsw::Filter, public text::DocFilter {
+class Predicate final : public hnsw::Filter, public text::DocFilter, public RowFilter {
  public:
   const std::vector<Memory::Row>* rows = nullptr;
   std::uint32_t ns = 0, session = 0;
@@ -41,6 +41,9 @@ class Predicate final : public hnsw::Filter, public text::DocFilter {
     if (r.h.expires_at <= now) return false;
     if (entity_ids != nullptr && entity_ids->count(id) == 0) return false;
     return true;
+  }
+  void prefetch(std::uint64_t id) const override {
+    if (id < rows->size()) __builtin_prefetch(&(*rows)[id]);
   }
   const std::uint64_t* allow_list(std::size_t* n) const override {
     if (list == nullptr) return nullptr;
@@ -140,10 +143,25 @@ std::vector<RecallResult> Memory::recall(const RecallQuery& q) {
     auto it = ns_ids_.find(pred.ns);
     const std::size_t ns_size = it == ns_ids_.end() ? 0 : it->second.size();
     if (ns_size <= 4 * vec_->exact_scan_threshold() + 1024) {
-      if (it != ns_ids_.end())
-        for (auto id : it->second)
-          if ((rows_[id].h.flags & kHasVector) && pred.allows(id)) allowed.push_back(id);
-      vhits = vector_candidates(q.vector, ncand, 0, &allowed, pred);  // ns lists are in id order
+      if (ns_size > ncand + 32 && ns_vecs_) {
+        // The namespace's dense copies (engine/namespace_vectors.h), which hold the pending tail's
+        // vectors too: int8 estimates rank the rows; the head of the ranking, enough for the k
+        // results, is re-scored from f32.
+        auto source = [&](std::vector<std::uint64_t>& ids, std::vector<float>& vecs) {
+          for (auto id : it->second) {
+            if (!rows_[id].live || !(rows_[id].h.flags & kHasVector)) continue;
+            vecs.resize((ids.size() + 1) * dim_);
+            if (vector_of(id, vecs.data() + ids.size() * dim_)) ids.push_back(id);
+          }
+          vecs.resize(ids.size() * dim_);
+        };
+        ns_vecs_->search(pred.ns, q.vector, ncand, q.k, pred, source, vhits);
+      } else {
+        if (it != ns_ids_.end())
+          for (auto id : it->second)
+            if ((rows_[id].h.flags & kHasVector) && pred.allows(id)) allowed.push_back(id);
+        vhits = vector_candidates(q.vector, ncand, 0, &allowed, pred);  // ns lists are in id order
+      }
     } else {
       vhits = vector_candidates(q.vector, ncand, std::max(q.ef, ncand), nullptr, pred);
     }

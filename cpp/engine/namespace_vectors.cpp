@@ -1,0 +1,206 @@
+#include "engine/namespace_vectors.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "simd/convert.h"
+#include "simd/dispatch.h"
+
+namespace recallcore::engine {
+
+namespace {
+constexpr std::size_t kChunk = 256;  // rows per block-kernel call (a stack buffer of estimates)
+// Estimates re-scored beyond the `exact` asked for: the int8 estimate's error is ~1e-3 of a cosine
+// (unit 384-d vectors), so a true top-`exact` row ranks this far down the estimates only when dozens
+// of rows sit within that error of each other, and then swapping them changes nothing that matters.
+constexpr std::size_t kMargin = 32;
+
+void normalise(const float* v, std::size_t dim, float* out) {
+  double n2 = 0;
+  for (std::size_t i = 0; i < dim; ++i) n2 += double(v[i]) * v[i];
+  const float inv = n2 > 0 ? float(1.0 / std::sqrt(n2)) : 0.0f;
+  for (std::size_t i = 0; i < dim; ++i) out[i] = v[i] * inv;
+}
+}  // namespace
+
+void NamespaceVectors::encode(const float* v, std::int8_t* codes, float* scale) const {
+  if (metric_ == simd::Metric::cosine) {
+    // Unit vectors, so the inner-product kernel orders by cosine without a norm per row.
+    thread_local std::vector<float> unit;
+    unit.resize(dim_);
+    normalise(v, dim_, unit.data());
+    *scale = simd::encode_i8(unit.data(), dim_, codes);
+  } else {
+    *scale = simd::encode_i8(v, dim_, codes);
+  }
+}
+
+NamespaceVectors::Block* NamespaceVectors::find(std::uint32_t ns) const {
+  auto it = blocks_.find(ns);
+  return it == blocks_.end() ? nullptr : it->second.get();
+}
+
+void NamespaceVectors::search(std::uint32_t ns, const float* query, std::size_t k, std::size_t exact,
+                              const RowFilter& filter, const Source& source,
+                              std::vector<hnsw::Hit>& out) {
+  out.clear();
+  if (k == 0) return;
+  exact = std::min(exact, k);
+  const std::size_t keep = std::max(k, exact + kMargin);
+  Block* b;
+  {
+    std::lock_guard g(mu_);
+    b = find(ns);
+    if (b == nullptr) {
+      auto fresh = std::make_unique<Block>();
+      source(fresh->ids, fresh->vecs);
+      const std::size_t n = fresh->ids.size();
+      fresh->codes.resize(n * dim_);
+      fresh->scales.resize(n);
+      fresh->live.assign(n, 1);
+      for (std::size_t i = 0; i < n; ++i) encode(fresh->vecs.data() + i * dim_, fresh->codes.data() + i * dim_, &fresh->scales[i]);
+      b = fresh.get();
+      blocks_.emplace(ns, std::move(fresh));
+    }
+  }
+  const std::size_t n = b->ids.size();
+  if (n == 0) return;
+
+  thread_local std::vector<float> q;
+  thread_local std::vector<Candidate> heap;
+  q.resize(dim_);
+  if (metric_ == simd::Metric::cosine)
+    normalise(query, dim_, q.data());
+  else
+    std::copy(query, query + dim_, q.begin());
+  const auto& kt = simd::active();
+  const bool l2 = metric_ == simd::Metric::l2;
+  const auto estimate = kt.i8_block[l2 ? int(simd::Metric::l2) : int(simd::Metric::ip)];
+
+  // Step 1: estimates for every row, then the best `keep` the filter admits: selected in rounds of
+  // nth_element (linear), so the filter, whose table rows are scattered over the store, is asked
+  // about ~keep rows rather than every row, and no heap is maintained per row.
+  auto& cand = heap;
+  cand.clear();
+  float est[kChunk];
+  for (std::size_t start = 0; start < n; start += kChunk) {
+    const std::size_t m = std::min(kChunk, n - start);
+    estimate(q.data(), b->codes.data() + start * dim_, b->scales.data() + start, m, dim_, est);
+    for (std::size_t j = 0; j < m; ++j)
+      if (b->live[start + j]) cand.push_back({l2 ? est[j] : -est[j], std::uint32_t(start + j)});
+  }
+  std::size_t accepted = 0, lo = 0;
+  while (accepted < keep && lo < cand.size()) {
+    const std::size_t want = keep - accepted;
+    const std::size_t hi = std::min(cand.size(), lo + want + want / 4 + 8);
+    if (hi < cand.size()) std::nth_element(cand.begin() + long(lo), cand.begin() + long(hi), cand.end());
+    for (std::size_t i = lo; i < hi; ++i) filter.prefetch(b->ids[cand[i].pos]);
+    for (std::size_t i = lo; i < hi; ++i)
+      if (filter.allows(b->ids[cand[i].pos])) cand[accepted++] = cand[i];  // accepted <= i: in place
+    lo = hi;
+  }
+  cand.resize(accepted);
+  std::sort(cand.begin(), cand.end());
+  if (cand.size() > keep) cand.resize(keep);
+
+  // Step 2: the best `exact + kMargin` estimates re-scored from the f32 copies, in row order (forward
+  // through the block, so the hardware prefetcher helps), with the vector index's kernel and distance.
+  const std::size_t head = std::min(heap.size(), exact + kMargin);
+  std::sort(heap.begin(), heap.begin() + long(head), [](const Candidate& a, const Candidate& c) { return a.pos < c.pos; });
+  const int mi = int(metric_);
+  out.reserve(std::max(head, std::min(k, heap.size())));
+  for (std::size_t i = 0; i < head; ++i) {
+    if (i + 2 < head) {
+      const auto* row = reinterpret_cast<const char*>(b->vecs.data() + std::size_t(heap[i + 2].pos) * dim_);
+      for (std::size_t off = 0; off < dim_ * sizeof(float); off += 64) __builtin_prefetch(row + off);
+    }
+    float d = kt.f32[mi](query, b->vecs.data() + std::size_t(heap[i].pos) * dim_, dim_);
+    if (metric_ == simd::Metric::ip) d = 1.0f - d;
+    out.push_back({b->ids[heap[i].pos], d});
+  }
+  std::sort(out.begin(), out.end(), [](const hnsw::Hit& a, const hnsw::Hit& c) {
+    return a.distance < c.distance || (a.distance == c.distance && a.id < c.id);
+  });
+  // The rest in estimate order, with estimated distances kept monotone after the exact head.
+  float floor = out.empty() ? -INFINITY : out.back().distance;
+  for (std::size_t i = head; i < heap.size() && out.size() < k; ++i) {
+    floor = std::max(floor, l2 ? heap[i].approx : 1.0f + heap[i].approx);
+    out.push_back({b->ids[heap[i].pos], floor});
+  }
+  if (out.size() > k) out.resize(k);
+}
+
+void NamespaceVectors::put(std::uint32_t ns, std::uint64_t id, const float* v) {
+  std::lock_guard g(mu_);
+  Block* b = find(ns);
+  if (b == nullptr) return;
+  std::size_t pos;
+  if (b->ids.empty() || id > b->ids.back()) {
+    pos = b->ids.size();  // new records have the highest ids: an append
+  } else {
+    pos = std::size_t(std::lower_bound(b->ids.begin(), b->ids.end(), id) - b->ids.begin());
+  }
+  if (pos == b->ids.size() || b->ids[pos] != id) {
+    b->ids.insert(b->ids.begin() + long(pos), id);
+    b->codes.insert(b->codes.begin() + long(pos * dim_), dim_, 0);
+    b->scales.insert(b->scales.begin() + long(pos), 0.0f);
+    b->vecs.insert(b->vecs.begin() + long(pos * dim_), dim_, 0.0f);
+    b->live.insert(b->live.begin() + long(pos), 1);
+  } else if (!b->live[pos]) {
+    b->live[pos] = 1;  // a removed row re-added (a replaced vector)
+    --b->dead;
+  }
+  encode(v, b->codes.data() + pos * dim_, &b->scales[pos]);
+  std::copy(v, v + dim_, b->vecs.begin() + long(pos * dim_));
+}
+
+void NamespaceVectors::remove(std::uint32_t ns, std::uint64_t id) {
+  std::lock_guard g(mu_);
+  Block* b = find(ns);
+  if (b == nullptr) return;
+  auto it = std::lower_bound(b->ids.begin(), b->ids.end(), id);
+  if (it == b->ids.end() || *it != id) return;
+  const std::size_t pos = std::size_t(it - b->ids.begin());
+  if (!b->live[pos]) return;
+  b->live[pos] = 0;
+  // Compact once a quarter is dead: removal stays O(1) amortised, scans stay dense.
+  if (++b->dead * 4 > b->ids.size()) compact(*b);
+}
+
+void NamespaceVectors::compact(Block& b) const {
+  std::size_t w = 0;
+  for (std::size_t i = 0; i < b.ids.size(); ++i) {
+    if (!b.live[i]) continue;
+    if (w != i) {
+      b.ids[w] = b.ids[i];
+      std::copy_n(b.codes.begin() + long(i * dim_), dim_, b.codes.begin() + long(w * dim_));
+      b.scales[w] = b.scales[i];
+      std::copy_n(b.vecs.begin() + long(i * dim_), dim_, b.vecs.begin() + long(w * dim_));
+    }
+    ++w;
+  }
+  b.ids.resize(w);
+  b.codes.resize(w * dim_);
+  b.scales.resize(w);
+  b.vecs.resize(w * dim_);
+  b.live.assign(w, 1);
+  b.dead = 0;
+}
+
+void NamespaceVectors::clear() {
+  std::lock_guard g(mu_);
+  blocks_.clear();
+}
+
+std::size_t NamespaceVectors::memory_bytes() const {
+  std::lock_guard g(mu_);
+  std::size_t total = 0;
+  for (const auto& [ns, b] : blocks_) {
+    (void)ns;
+    total += b->ids.capacity() * 8 + b->codes.capacity() + b->scales.capacity() * 4 + b->vecs.capacity() * 4 +
+             b->live.capacity();
+  }
+  return total;
+}
+
+}  // namespace recallcore::engine

@@ -1,0 +1,85 @@
+// Each namespace's vectors in contiguous arrays, for the exact path of recall.
+//
+// A query is filtered to one namespace. When the namespace is small enough to scan exactly, reading
+// its f32 vectors out of the graph is a gather of rows scattered over the whole store (1.5 KB each at
+// 384-d, each on its own page: a TLB miss and a DRAM miss per row, ~0.3-0.6 us measured). Here each
+// namespace keeps two dense copies: int8 codes (a quarter of the bytes, streamed by the block kernel
+// to rank the rows by estimate) and the f32 vectors, in the same order, from which the head of that
+// ranking is re-scored exactly. Recall needs ~100 candidates for fusion but only the first few exact:
+// deeper ranks feed reciprocal-rank fusion, where an estimate's order is as good as the exact one.
+//
+// A namespace's copies are built on its first scan (from the caller's vectors), so namespaces never
+// searched this way cost nothing, and kept current by the writers afterwards. Threading: writers
+// (put/remove/clear) run with the store's state lock held exclusively; searches run under the shared
+// lock and may build a namespace concurrently with other searches (mu_ serialises the builds).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include "hnsw/index.h"
+#include "simd/kernel_table.h"
+
+namespace recallcore::engine {
+
+// Which rows a search admits. `prefetch` hints that `allows(id)` is coming, so the filter's table
+// rows (scattered over the whole store) are fetched from memory in parallel rather than one by one.
+class RowFilter {
+ public:
+  virtual ~RowFilter() = default;
+  virtual bool allows(std::uint64_t id) const = 0;
+  virtual void prefetch(std::uint64_t) const {}
+};
+
+class NamespaceVectors {
+ public:
+  NamespaceVectors(std::size_t dim, simd::Metric metric) : dim_(dim), metric_(metric) {}
+
+  // Fills the ids (ascending) and vectors of a namespace on its first search.
+  using Source = std::function<void(std::vector<std::uint64_t>& ids, std::vector<float>& vecs)>;
+
+  // The `k` nearest rows of namespace `ns` among those `filter` admits, nearest first. The first
+  // `exact` carry the store's distances (as the vector index reports them): the `exact` + a margin
+  // best int8 estimates re-scored from f32. The rest follow in estimate order with estimated
+  // distances (within ~1e-3 of a cosine), never below the last exact one. `filter` is asked only
+  // about rows whose estimate would enter the current best `k`.
+  void search(std::uint32_t ns, const float* query, std::size_t k, std::size_t exact, const RowFilter& filter,
+              const Source& source, std::vector<hnsw::Hit>& out);
+
+  // Writers (state lock held exclusively). A namespace not built yet ignores them: it reads the
+  // current vectors when first built.
+  void put(std::uint32_t ns, std::uint64_t id, const float* v);
+  void remove(std::uint32_t ns, std::uint64_t id);
+  void clear();
+
+  std::size_t memory_bytes() const;
+
+ private:
+  struct Block {
+    std::vector<std::uint64_t> ids;  // ascending
+    std::vector<std::int8_t> codes;  // ids.size() * dim
+    std::vector<float> scales;       // value = scale * code
+    std::vector<float> vecs;         // ids.size() * dim, as written
+    std::vector<std::uint8_t> live;  // removed rows stay until compaction
+    std::size_t dead = 0;
+  };
+  struct Candidate {
+    float approx;  // smaller is closer (an order, not the store's distance)
+    std::uint32_t pos;
+    bool operator<(const Candidate& o) const { return approx < o.approx || (approx == o.approx && pos < o.pos); }
+  };
+  void encode(const float* v, std::int8_t* codes, float* scale) const;
+  void compact(Block& b) const;
+  Block* find(std::uint32_t ns) const;  // caller holds mu_
+
+  std::size_t dim_;
+  simd::Metric metric_;
+  mutable std::mutex mu_;
+  std::unordered_map<std::uint32_t, std::unique_ptr<Block>> blocks_;
+};
+
+}  // namespace recallcore::engine
