@@ -8,6 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from recallcore import Memory
+from recallcore.tokens import CallableCounter
 
 WORDS = "alpha beta gamma delta lisbon porto flight passport sister priya mug pottery shop kiln glaze".split()
 
@@ -104,3 +105,71 @@ def test_dropped_items_are_reported(mem):
 def test_bad_arguments(mem, kwargs, exc):
     with pytest.raises(exc):
         mem.context("x", namespace="u", **kwargs)
+
+
+# --------------------------------------------------------------- counters and templates from Python
+
+
+def test_state_items_render_as_compact_json(mem):
+    ctx = mem.context("trip", budget=2000, namespace="u", session="s3")
+    state = [i for i in ctx.manifest if i.section == "state"]
+    assert [i.text for i in state] == ['task: {"goal":"plan trip","step":1}']
+    assert state[0].id == "state:task" and state[0].record is None
+    assert ctx.text == "\n".join(i.text for i in ctx.manifest)
+
+
+@settings(max_examples=25, deadline=None)
+@given(budget=st.integers(min_value=30, max_value=600), order=st.sampled_from(["edges", "chronological", "score"]))
+def test_a_python_counter_is_the_one_that_bounds_the_context(tmp_path_factory, budget, order):
+    """A non-built-in counter is called back from the C++ assembly; the budget holds with it."""
+    def by_chars(text: str) -> int:  # deliberately unlike the estimator: one token per 3 characters
+        return (len(text) + 2) // 3
+
+    with Memory(tmp_path_factory.mktemp("c") / "s", token_counter=CallableCounter(by_chars, name="chars/3")) as m:
+        fill(m, np.random.default_rng(1))
+        ctx = m.context("passport", budget=budget, namespace="u", session="s2", order=order)
+        assert by_chars(ctx.text) <= budget
+        assert ctx.tokens <= budget
+        assert ctx.manifest  # the pinned block alone fits every budget drawn here
+
+
+def test_a_counter_that_raises_surfaces_as_its_exception(tmp_path):
+    armed = []
+
+    def flaky(text: str) -> int:
+        if armed:  # let the writes count, then fail inside context()
+            raise RuntimeError("counter is down")
+        return len(text.split())
+
+    with Memory(tmp_path / "s", token_counter=CallableCounter(flaky, name="flaky")) as m:
+        fill(m, np.random.default_rng(2), n=10)
+        armed.append(True)
+        with pytest.raises(RuntimeError, match="counter is down"):
+            m.context("passport", budget=500, namespace="u", session="s0")
+        armed.clear()
+        assert m.context("passport", budget=500, namespace="u", session="s0").manifest  # still usable
+
+
+def test_template_renders_each_item_and_is_counted(mem):
+    ctx = mem.context("passport", budget=400, namespace="u", session="s3", template="<{section}|{role}> {text}")
+    records = [i for i in ctx.manifest if i.record is not None]
+    assert records
+    for item in records:
+        body = item.record.text if item.fidelity == "full" else item.record.summary
+        assert item.text == f"<{item.section}|{item.record.role or ''}> {body}"
+    assert mem.token_counter.count(ctx.text) <= 400
+    with pytest.raises(KeyError):
+        mem.context("passport", budget=400, namespace="u", template="{nope} {text}")
+
+
+def test_item_dates_match_python_utc_dates(tmp_path):
+    from datetime import datetime, timezone
+    # 1970, 1969, 2000-02-29, 2024-02-29, 2100-02-28, 9999-12-31
+    stamps = [0.0, -1.0, 951_782_400.0, 1_709_164_800.5, 4_107_542_399.0, 253_402_300_799.0]
+    with Memory(tmp_path / "s") as m:
+        for ts in stamps:
+            m.add(f"note at {ts}", namespace="d", session="x", role="user", ts=ts)
+        ctx = m.context(budget=4000, namespace="d", session="x", recent_turns=len(stamps))
+        got = [i.text.split(" ")[0] for i in ctx.manifest]
+        want = sorted(datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d") for ts in stamps)
+        assert got == want

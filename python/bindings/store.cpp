@@ -7,7 +7,10 @@
 
 #include "common.h"
 #include "common/errors.h"
+#include "context/packer.h"
+#include "engine/context_assembly.h"
 #include "engine/memory.h"
+#include "text/token_estimator.h"
 
 namespace recallcore::bindings {
 
@@ -47,6 +50,46 @@ const float* vector_arg(const py::handle& obj, std::size_t dim, py::array& keep)
     throw py::value_error("vector has " + std::to_string(keep.shape(0)) + " dimensions; this store's dim is " +
                           std::to_string(dim));
   return static_cast<const float*>(keep.data());
+}
+
+// The recall arguments (the dict Memory.recall builds) as an engine query; `keep` holds the vector.
+engine::RecallQuery recall_query(const py::dict& a, const Memory& mem, py::array& keep) {
+  engine::RecallQuery q;
+  q.ns = a["namespace"].cast<std::string>();
+  q.text = a["text"].cast<std::string>();
+  q.vector = vector_arg(a["vector"], mem.dim(), keep);
+  q.k = a["k"].cast<std::size_t>();
+  const auto mode = a["mode"].cast<std::string>();
+  if (mode == "hybrid") q.mode = engine::RecallMode::hybrid;
+  else if (mode == "vector") q.mode = engine::RecallMode::vector;
+  else if (mode == "lexical") q.mode = engine::RecallMode::lexical;
+  else throw py::value_error("mode must be 'hybrid', 'vector' or 'lexical', got '" + mode + "'");
+  q.kinds = a["kinds"].cast<std::vector<std::string>>();
+  if (!a["session"].is_none()) q.session = a["session"].cast<std::string>();
+  q.since = a["since"].cast<double>();
+  q.until = a["until"].cast<double>();
+  q.entities = a["entities"].cast<std::vector<std::string>>();
+  q.now = a["now"].cast<double>();
+  if (!a["as_of"].is_none()) q.as_of = a["as_of"].cast<double>();
+  q.include_history = a["include_history"].cast<bool>();
+  q.include_archived = a["include_archived"].cast<bool>();
+  q.recency_half_life = a["recency_half_life"].cast<double>();
+  q.recency_weight = a["recency_weight"].cast<float>();
+  q.importance_weight = a["importance_weight"].cast<float>();
+  q.diversity = a["diversity"].cast<float>();
+  q.vector_weight = a["vector_weight"].cast<float>();
+  q.lexical_weight = a["lexical_weight"].cast<float>();
+  // Tuning keys are optional: absent ones keep the engine's defaults (documented in recall.h).
+  if (a.contains("fusion")) {
+    const auto fusion = a["fusion"].cast<std::string>();
+    if (fusion == "rrf") q.fusion = engine::Fusion::rrf;
+    else if (fusion == "relative") q.fusion = engine::Fusion::relative;
+    else throw py::value_error("fusion must be 'rrf' or 'relative', got '" + fusion + "'");
+  }
+  if (a.contains("rrf_k") && !a["rrf_k"].is_none()) q.rrf_k = a["rrf_k"].cast<std::size_t>();
+  if (a.contains("candidates") && !a["candidates"].is_none()) q.candidates = a["candidates"].cast<std::size_t>();
+  if (a.contains("ef") && !a["ef"].is_none()) q.ef = a["ef"].cast<std::size_t>();
+  return q;
 }
 
 class Store {
@@ -234,42 +277,8 @@ class Store {
 
   py::list recall(const py::dict& a) {
     Memory& mem = m();
-    engine::RecallQuery q;
     py::array keep;
-    q.ns = a["namespace"].cast<std::string>();
-    q.text = a["text"].cast<std::string>();
-    q.vector = vector_arg(a["vector"], mem.dim(), keep);
-    q.k = a["k"].cast<std::size_t>();
-    const auto mode = a["mode"].cast<std::string>();
-    if (mode == "hybrid") q.mode = engine::RecallMode::hybrid;
-    else if (mode == "vector") q.mode = engine::RecallMode::vector;
-    else if (mode == "lexical") q.mode = engine::RecallMode::lexical;
-    else throw py::value_error("mode must be 'hybrid', 'vector' or 'lexical', got '" + mode + "'");
-    q.kinds = a["kinds"].cast<std::vector<std::string>>();
-    if (!a["session"].is_none()) q.session = a["session"].cast<std::string>();
-    q.since = a["since"].cast<double>();
-    q.until = a["until"].cast<double>();
-    q.entities = a["entities"].cast<std::vector<std::string>>();
-    q.now = a["now"].cast<double>();
-    if (!a["as_of"].is_none()) q.as_of = a["as_of"].cast<double>();
-    q.include_history = a["include_history"].cast<bool>();
-    q.include_archived = a["include_archived"].cast<bool>();
-    q.recency_half_life = a["recency_half_life"].cast<double>();
-    q.recency_weight = a["recency_weight"].cast<float>();
-    q.importance_weight = a["importance_weight"].cast<float>();
-    q.diversity = a["diversity"].cast<float>();
-    q.vector_weight = a["vector_weight"].cast<float>();
-    q.lexical_weight = a["lexical_weight"].cast<float>();
-    // Tuning keys are optional: absent ones keep the engine's defaults (documented in recall.h).
-    if (a.contains("fusion")) {
-      const auto fusion = a["fusion"].cast<std::string>();
-      if (fusion == "rrf") q.fusion = engine::Fusion::rrf;
-      else if (fusion == "relative") q.fusion = engine::Fusion::relative;
-      else throw py::value_error("fusion must be 'rrf' or 'relative', got '" + fusion + "'");
-    }
-    if (a.contains("rrf_k") && !a["rrf_k"].is_none()) q.rrf_k = a["rrf_k"].cast<std::size_t>();
-    if (a.contains("candidates") && !a["candidates"].is_none()) q.candidates = a["candidates"].cast<std::size_t>();
-    if (a.contains("ef") && !a["ef"].is_none()) q.ef = a["ef"].cast<std::size_t>();
+    const engine::RecallQuery q = recall_query(a, mem, keep);
     std::vector<engine::RecallResult> rs;
     {
       py::gil_scoped_release release;
@@ -283,6 +292,40 @@ class Store {
                                 record_tuple(r.record)));
     }
     return out;
+  }
+
+  // Memory.context in one call (engine/context_assembly.h). `count` is None for the built-in
+  // estimator (counted in C++) or the store's counter as a callable (called with the GIL); `render`
+  // is None for the default item prefix or a callable (record tuple, section, body) -> str.
+  engine::ContextResult context(const py::dict& a, const py::object& count, const py::object& render) {
+    Memory& mem = m();
+    py::array keep;
+    engine::ContextRequest req;
+    req.recall = recall_query(a, mem, keep);
+    if (!a["context_session"].is_none()) req.session = a["context_session"].cast<std::string>();
+    req.budget = a["budget"].cast<std::uint32_t>();
+    req.recent_turns = a["recent_turns"].cast<std::size_t>();
+    req.include_state = a["include_state"].cast<bool>();
+    req.pinned_kinds = a["pinned_kinds"].cast<std::vector<std::string>>();
+    req.order = context::parse_order(a["order"].cast<std::string>());
+    req.separator = a["separator"].cast<std::string>();
+    if (count.is_none()) {
+      req.count = [](std::string_view t) { return text::estimate_tokens(t); };
+    } else {
+      req.count = [&count](std::string_view t) {
+        py::gil_scoped_acquire gil;
+        return count(py::str(t.data(), t.size())).cast<std::size_t>();
+      };
+    }
+    if (!render.is_none()) {
+      req.render = [&render](const RecordOut& r, std::string_view section, std::string_view body) {
+        py::gil_scoped_acquire gil;
+        return render(record_tuple(r), py::str(section.data(), section.size()), py::str(body.data(), body.size()))
+            .cast<std::string>();
+      };
+    }
+    py::gil_scoped_release release;
+    return engine::assemble_context(mem, req);
   }
 
   py::dict stats() {
@@ -340,6 +383,31 @@ auto no_gil(F&& f) {
 }  // namespace
 
 void register_store(py::module_& m) {
+  // What Store.context returns: kept in C++ so a caller who reads only `text` pays for no Python
+  // objects per item; recallcore.Context builds its manifest from items() on first access.
+  py::class_<engine::ContextResult>(m, "ContextResult", "A packed context from Store.context (see recallcore.Context).")
+      .def_property_readonly("text", [](const engine::ContextResult& c) { return c.text; })
+      .def_property_readonly("tokens", [](const engine::ContextResult& c) { return c.tokens; })
+      .def("__len__", [](const engine::ContextResult& c) { return c.items.size(); })
+      .def("items", [](const engine::ContextResult& c) {
+        // (id or "state:<key>", section, fidelity, tokens, score, text, role, record tuple or None)
+        py::list out;
+        for (const auto& it : c.items) {
+          py::object id = it.record ? py::object(py::int_(it.record->r.id)) : py::object(py::str("state:" + it.key));
+          out.append(py::make_tuple(id, it.section, it.summary ? "summary" : "full", it.tokens, it.score,
+                                    py::str(it.text), it.record ? py::object(py::str(it.record->role)) : py::none(),
+                                    it.record ? py::object(record_tuple(*it.record)) : py::none()));
+        }
+        return out;
+      })
+      .def("dropped", [](const engine::ContextResult& c) {
+        py::list out;
+        for (const auto& d : c.dropped) {
+          py::object id = d.section == "state" ? py::object(py::str("state:" + d.key)) : py::object(py::int_(d.id));
+          out.append(py::make_tuple(id, d.section, d.reason, d.score));
+        }
+        return out;
+      });
   py::class_<Store>(m, "Store", "Low-level durable store (use recallcore.Memory).")
       .def(py::init([](const std::string& path, std::size_t dim, const std::string& metric, const std::string& embedder,
                        const std::string& token_counter, bool readonly, bool durable, std::size_t map_size,
@@ -374,6 +442,7 @@ void register_store(py::module_& m) {
         return records_list(rs);
       })
       .def("recall", &Store::recall)
+      .def("context", &Store::context)
       .def("state_get", [](Store& s, const std::string& ns, const std::string& key) -> py::object {
         std::optional<std::string> v = no_gil([&] { return s.m().state_get(ns, key); });
         if (!v) return py::none();

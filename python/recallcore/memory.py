@@ -517,6 +517,55 @@ class Memory:
             return _as_vector(np.asarray(self._embedder.embed([query]), dtype=np.float32)[0], self.dim)
         return None
 
+    def _recall_args(self, query: Optional[str] = None, *, vector: Any = None, namespace: str = "default",
+                     k: int = 10, kinds: Optional[Iterable[str]] = None, session: Optional[str] = None,
+                     since: Optional[TimeLike] = None, until: Optional[TimeLike] = None,
+                     entities: Optional[Iterable[str]] = None, mode: str = "hybrid",
+                     recency_half_life: Any = None, diversity: Optional[float] = None,
+                     as_of: Optional[TimeLike] = None, include_history: bool = False,
+                     include_archived: bool = False, vector_weight: float = 1.0, lexical_weight: float = 1.0,
+                     importance_weight: float = 0.5, recency_weight: float = 0.5, now: Optional[TimeLike] = None,
+                     fusion: str = "rrf", rrf_k: Optional[int] = None,
+                     candidates: Optional[int] = None, allow_empty: bool = False) -> dict[str, Any]:
+        """Validated recall arguments as the C++ core takes them (shared by recall and context;
+        ``allow_empty``: a context without a query recalls nothing rather than failing)."""
+        if mode not in ("hybrid", "vector", "lexical"):
+            raise ValueError(f"mode must be 'hybrid', 'vector' or 'lexical', got {mode!r}")
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
+            raise ValueError(f"k must be a positive int, got {k!r}")
+        if query is not None:
+            _check_text(query, "query")
+        qvec = self._query_vector(query, vector, mode)
+        if not query and qvec is None and not allow_empty:
+            raise ValueError("recall needs query text or a vector "
+                             "(an empty query with no vector matches nothing)")
+        if diversity is not None and not (isinstance(diversity, (int, float)) and 0.0 <= diversity <= 1.0):
+            raise ValueError(f"diversity must be within [0, 1], got {diversity!r}")
+        if fusion not in ("rrf", "relative"):
+            raise ValueError(f"fusion must be 'rrf' or 'relative', got {fusion!r}")
+        for opt_name, opt in (("rrf_k", rrf_k), ("candidates", candidates)):
+            if opt is not None and (isinstance(opt, bool) or not isinstance(opt, (int, np.integer))
+                                    or opt <= 0):
+                raise ValueError(f"{opt_name} must be a positive int, got {opt!r}")
+        half_life = _ttl(recency_half_life) if recency_half_life is not None else 0.0
+        args = {
+            "namespace": _check_name(namespace, "namespace"), "text": query or "", "vector": qvec,
+            "k": int(k), "mode": mode,
+            "kinds": [_check_name(x, "kind") for x in ([kinds] if isinstance(kinds, str) else kinds or [])],
+            "session": None if session is None else _check_name(session, "session"),
+            "since": -math.inf if since is None else to_unix(since, name="since"),
+            "until": math.inf if until is None else to_unix(until, name="until"),
+            "entities": [] if entities is None else _entities(entities),
+            "now": to_unix(now, name="now"), "as_of": None if as_of is None else to_unix(as_of, name="as_of"),
+            "include_history": bool(include_history), "include_archived": bool(include_archived),
+            "recency_half_life": half_life, "recency_weight": float(recency_weight),
+            "importance_weight": float(importance_weight), "diversity": float(diversity or 0.0),
+            "vector_weight": float(vector_weight), "lexical_weight": float(lexical_weight), "fusion": fusion,
+            "rrf_k": None if rrf_k is None else int(rrf_k),
+            "candidates": None if candidates is None else int(candidates),
+        }
+        return args
+
     def recall(self, query: Optional[str] = None, *, vector: Any = None, namespace: str = "default",
                k: int = 10, kinds: Optional[Iterable[str]] = None, session: Optional[str] = None,
                since: Optional[TimeLike] = None, until: Optional[TimeLike] = None,
@@ -558,41 +607,13 @@ class Memory:
         ...     m.recall("where does Priya live?", namespace="u", k=1)[0].text
         'My sister Priya lives in Porto'
         """
-        if mode not in ("hybrid", "vector", "lexical"):
-            raise ValueError(f"mode must be 'hybrid', 'vector' or 'lexical', got {mode!r}")
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
-            raise ValueError(f"k must be a positive int, got {k!r}")
-        if query is not None:
-            _check_text(query, "query")
-        qvec = self._query_vector(query, vector, mode)
-        if not query and qvec is None:
-            raise ValueError("recall needs query text or a vector "
-                             "(an empty query with no vector matches nothing)")
-        if diversity is not None and not (isinstance(diversity, (int, float)) and 0.0 <= diversity <= 1.0):
-            raise ValueError(f"diversity must be within [0, 1], got {diversity!r}")
-        if fusion not in ("rrf", "relative"):
-            raise ValueError(f"fusion must be 'rrf' or 'relative', got {fusion!r}")
-        for opt_name, opt in (("rrf_k", rrf_k), ("candidates", candidates)):
-            if opt is not None and (isinstance(opt, bool) or not isinstance(opt, (int, np.integer))
-                                    or opt <= 0):
-                raise ValueError(f"{opt_name} must be a positive int, got {opt!r}")
-        half_life = _ttl(recency_half_life) if recency_half_life is not None else 0.0
-        args = {
-            "namespace": _check_name(namespace, "namespace"), "text": query or "", "vector": qvec,
-            "k": int(k), "mode": mode,
-            "kinds": [_check_name(x, "kind") for x in ([kinds] if isinstance(kinds, str) else kinds or [])],
-            "session": None if session is None else _check_name(session, "session"),
-            "since": -math.inf if since is None else to_unix(since, name="since"),
-            "until": math.inf if until is None else to_unix(until, name="until"),
-            "entities": [] if entities is None else _entities(entities),
-            "now": to_unix(now, name="now"), "as_of": None if as_of is None else to_unix(as_of, name="as_of"),
-            "include_history": bool(include_history), "include_archived": bool(include_archived),
-            "recency_half_life": half_life, "recency_weight": float(recency_weight),
-            "importance_weight": float(importance_weight), "diversity": float(diversity or 0.0),
-            "vector_weight": float(vector_weight), "lexical_weight": float(lexical_weight), "fusion": fusion,
-            "rrf_k": None if rrf_k is None else int(rrf_k),
-            "candidates": None if candidates is None else int(candidates),
-        }
+        args = self._recall_args(query, vector=vector, namespace=namespace, k=k, kinds=kinds, session=session,
+                                 since=since, until=until, entities=entities, mode=mode,
+                                 recency_half_life=recency_half_life, recency_weight=recency_weight,
+                                 importance_weight=importance_weight, diversity=diversity, as_of=as_of,
+                                 include_history=include_history, include_archived=include_archived, now=now,
+                                 vector_weight=vector_weight, lexical_weight=lexical_weight, fusion=fusion,
+                                 rrf_k=rrf_k, candidates=candidates)
         return [Hit._from_core(h, r) for h, r in self._store.recall(args)]
 
     # -- context -------------------------------------------------------------------------------
