@@ -118,6 +118,16 @@ class Hit:
     def text(self) -> str:
         return self.record.text
 
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for attributes missing from the instance dict: ``record`` of a hit built by
+        # _from_core, made from the core's tuple on first access (the record was read in the
+        # search's transaction; building 24 fields for every hit costs more than the search).
+        if name == "record":
+            value = Record._from_core(self.__dict__["_record_tuple"])
+            object.__setattr__(self, "record", value)
+            return value
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
     def __repr__(self) -> str:
         parts = [f"id={self.id}", f"score={self.score:.4g}"]
         if self.vector_rank:
@@ -132,7 +142,7 @@ class Hit:
         rid, score, vrank, vsim, lrank, bm25, recency, importance = hit
         h = _new(cls)  # see Record._from_core
         _set(h, "__dict__", {
-            "id": rid, "score": score, "record": Record._from_core(record), "vector_rank": vrank or None,
+            "id": rid, "score": score, "_record_tuple": record, "vector_rank": vrank or None,
             "vector_similarity": None if not vrank else vsim, "lexical_rank": lrank or None,
             "bm25": None if not lrank else bm25, "recency": recency, "importance": importance,
         })
