@@ -258,17 +258,33 @@ void split(const std::vector<Cp>& cps, const Counts& counts, Emit&& emit) {
   }
 }
 
+// kind_of() for the 128 ASCII code points, so the common byte needs no decoding or classification.
+struct AsciiKinds {
+  Kind k[128];
+  AsciiKinds() {
+    for (char32_t c = 0; c < 128; ++c) k[c] = kind_of(c);
+  }
+};
+
 // Decodes already-validated UTF-8, counting what table_for() needs on the way.
 void decode_all(std::string_view s, std::vector<Cp>& out, Counts& counts) {
+  static const AsciiKinds ascii;
   out.clear();
+  out.reserve(s.size());  // at most one code point per byte
   counts = {};
   bool in_word = false, ascii_word = true;
   std::size_t i = 0;
   while (i < s.size()) {
     const std::size_t at = i;
-    char32_t c = 0;
-    decode_utf8(s, i, c);
-    const Kind k = kind_of(c);
+    char32_t c = static_cast<unsigned char>(s[i]);
+    Kind k;
+    if (c < 0x80) {
+      ++i;
+      k = ascii.k[c];
+    } else {
+      decode_utf8(s, i, c);
+      k = kind_of(c);
+    }
     out.push_back({c, at, k});
     if (k != Kind::letter) {
       counts.words += in_word && ascii_word;
