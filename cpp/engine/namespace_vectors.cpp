@@ -87,16 +87,16 @@ void NamespaceVectors::search(std::uint32_t ns, const float* query, std::size_t 
     const std::size_t m = std::min(kChunk, n - start);
     estimate(q.data(), b->codes.data() + start * dim_, b->scales.data() + start, m, dim_, est);
     for (std::size_t j = 0; j < m; ++j)
-      if (b->live[start + j]) cand.push_back({l2 ? est[j] : -est[j], std::uint32_t(start + j)});
+      if (b->live[start + j]) cand.push_back(Candidate::make(l2 ? est[j] : -est[j], std::uint32_t(start + j)));
   }
   std::size_t accepted = 0, lo = 0;
   while (accepted < keep && lo < cand.size()) {
     const std::size_t want = keep - accepted;
     const std::size_t hi = std::min(cand.size(), lo + want + want / 4 + 8);
     if (hi < cand.size()) std::nth_element(cand.begin() + long(lo), cand.begin() + long(hi), cand.end());
-    for (std::size_t i = lo; i < hi; ++i) filter.prefetch(b->ids[cand[i].pos]);
+    for (std::size_t i = lo; i < hi; ++i) filter.prefetch(b->ids[cand[i].pos()]);
     for (std::size_t i = lo; i < hi; ++i)
-      if (filter.allows(b->ids[cand[i].pos])) cand[accepted++] = cand[i];  // accepted <= i: in place
+      if (filter.allows(b->ids[cand[i].pos()])) cand[accepted++] = cand[i];  // accepted <= i: in place
     lo = hi;
   }
   cand.resize(accepted);
@@ -106,17 +106,17 @@ void NamespaceVectors::search(std::uint32_t ns, const float* query, std::size_t 
   // Step 2: the best `exact + kMargin` estimates re-scored from the f32 copies, in row order (forward
   // through the block, so the hardware prefetcher helps), with the vector index's kernel and distance.
   const std::size_t head = std::min(heap.size(), exact + kMargin);
-  std::sort(heap.begin(), heap.begin() + long(head), [](const Candidate& a, const Candidate& c) { return a.pos < c.pos; });
+  std::sort(heap.begin(), heap.begin() + long(head), [](const Candidate& a, const Candidate& c) { return a.pos() < c.pos(); });
   const int mi = int(metric_);
   out.reserve(std::max(head, std::min(k, heap.size())));
   for (std::size_t i = 0; i < head; ++i) {
     if (i + 2 < head) {
-      const auto* row = reinterpret_cast<const char*>(b->vecs.data() + std::size_t(heap[i + 2].pos) * dim_);
+      const auto* row = reinterpret_cast<const char*>(b->vecs.data() + std::size_t(heap[i + 2].pos()) * dim_);
       for (std::size_t off = 0; off < dim_ * sizeof(float); off += 64) __builtin_prefetch(row + off);
     }
-    float d = kt.f32[mi](query, b->vecs.data() + std::size_t(heap[i].pos) * dim_, dim_);
+    float d = kt.f32[mi](query, b->vecs.data() + std::size_t(heap[i].pos()) * dim_, dim_);
     if (metric_ == simd::Metric::ip) d = 1.0f - d;
-    out.push_back({b->ids[heap[i].pos], d});
+    out.push_back({b->ids[heap[i].pos()], d});
   }
   std::sort(out.begin(), out.end(), [](const hnsw::Hit& a, const hnsw::Hit& c) {
     return a.distance < c.distance || (a.distance == c.distance && a.id < c.id);
@@ -124,8 +124,8 @@ void NamespaceVectors::search(std::uint32_t ns, const float* query, std::size_t 
   // The rest in estimate order, with estimated distances kept monotone after the exact head.
   float floor = out.empty() ? -INFINITY : out.back().distance;
   for (std::size_t i = head; i < heap.size() && out.size() < k; ++i) {
-    floor = std::max(floor, l2 ? heap[i].approx : 1.0f + heap[i].approx);
-    out.push_back({b->ids[heap[i].pos], floor});
+    floor = std::max(floor, l2 ? heap[i].approx() : 1.0f + heap[i].approx());
+    out.push_back({b->ids[heap[i].pos()], floor});
   }
   if (out.size() > k) out.resize(k);
 }

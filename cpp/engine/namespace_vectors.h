@@ -14,6 +14,7 @@
 // lock and may build a namespace concurrently with other searches (mu_ serialises the builds).
 #pragma once
 
+#include <bit>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -67,10 +68,21 @@ class NamespaceVectors {
     std::vector<std::uint8_t> live;  // removed rows stay until compaction
     std::size_t dead = 0;
   };
+  // An estimate and its row packed in one integer whose order is (estimate, row): selection and
+  // sorting compare integers, with no branch on ties (they were half of a 1k-row search's time).
   struct Candidate {
-    float approx;  // smaller is closer (an order, not the store's distance)
-    std::uint32_t pos;
-    bool operator<(const Candidate& o) const { return approx < o.approx || (approx == o.approx && pos < o.pos); }
+    std::uint64_t key;
+    static Candidate make(float approx, std::uint32_t pos) {
+      const auto u = std::bit_cast<std::uint32_t>(approx);
+      const std::uint32_t ordered = (u & 0x80000000u) ? ~u : (u | 0x80000000u);  // float order as unsigned
+      return {(std::uint64_t(ordered) << 32) | pos};
+    }
+    float approx() const {
+      const auto ordered = std::uint32_t(key >> 32);
+      return std::bit_cast<float>((ordered & 0x80000000u) ? (ordered & 0x7FFFFFFFu) : ~ordered);
+    }
+    std::uint32_t pos() const { return std::uint32_t(key); }
+    bool operator<(const Candidate& o) const { return key < o.key; }
   };
   void encode(const float* v, std::int8_t* codes, float* scale) const;
   void compact(Block& b) const;
