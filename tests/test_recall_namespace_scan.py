@@ -151,3 +151,27 @@ def test_hybrid_head_matches_the_exact_vector_ranks(tmp_path: Path) -> None:
             for h in hits:
                 if h.id in rank_of:
                     assert h.vector_rank == rank_of[h.id]
+
+
+def test_copies_beyond_the_budget_are_evicted_and_rebuilt_exactly(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    oracle = Oracle("cosine")
+    # A budget that holds about one namespace's copies: every switch of namespace evicts another.
+    with recallcore.Memory(tmp_path / "s", dim=DIM, durable=False, scan_cache_bytes=PER_NS * DIM * 6) as m:
+        vecs = unit(rng, 3 * PER_NS)
+        items = [{"text": "x", "namespace": f"ns{i % 3}", "vector": vecs[i], "ts": NOW} for i in range(len(vecs))]
+        for rid, it in zip(m.add_many(items, batch_size=1000), items):
+            oracle.items[rid] = it
+        for rnd in range(4):
+            for ns in ("ns0", "ns1", "ns2"):
+                for q in unit(rng, 2):
+                    check_exact(m, oracle, q, ns, 10)
+            # Writes while a namespace's copies are evicted reach it when it is rebuilt.
+            new = unit(rng, 5)
+            added = m.add_many([{"text": "y", "namespace": "ns0", "vector": v, "ts": NOW} for v in new])
+            for rid, v in zip(added, new):
+                oracle.items[rid] = {"namespace": "ns0", "vector": v}
+            check_exact(m, oracle, new[rnd], "ns0", 10)
+        cache = m.stats()["scan_cache"]
+        assert cache["evictions"] >= 6 and cache["namespaces"] >= 1
+        assert cache["bytes"] <= cache["budget"] or cache["namespaces"] == 1

@@ -562,7 +562,7 @@ void Memory::rebuild_locked() {
     vec_ = std::make_unique<hnsw::Index>(index_config());
     ++graph_gen_;
   }
-  ns_vecs_ = dim_ > 0 ? std::make_unique<NamespaceVectors>(dim_, metric_id_) : nullptr;
+  ns_vecs_ = dim_ > 0 ? std::make_unique<NamespaceVectors>(dim_, metric_id_, options_.scan_cache_bytes) : nullptr;
   pend_.clear();
   pend_vecs_.clear();
   pend_pos_.clear();
@@ -965,6 +965,10 @@ Stats Memory::stats() {
   s.pending_vectors = pend_.size();
   s.indexed_vectors = vec_->size();
   s.index_bytes = vec_->stats().memory_bytes;
+  if (ns_vecs_) {
+    const auto u = ns_vecs_->usage();
+    s.scan_cache = {u.namespaces, u.bytes, u.budget, u.evictions};
+  }
   s.lexical_docs = lexical().size();
   std::unordered_map<std::uint64_t, std::uint64_t> counts;  // ns << 32 | kind
   for (const auto& [ns, ids] : ns_ids_) {

@@ -40,6 +40,30 @@ NamespaceVectors::Block* NamespaceVectors::find(std::uint32_t ns) const {
   return it == blocks_.end() ? nullptr : it->second.get();
 }
 
+std::size_t NamespaceVectors::bytes_of(const Block& b) {
+  return b.ids.capacity() * sizeof(std::uint64_t) + b.codes.capacity() + b.scales.capacity() * sizeof(float) +
+         b.vecs.capacity() * sizeof(float) + b.live.capacity();
+}
+
+void NamespaceVectors::resized(Block& b) {
+  bytes_ -= b.bytes;
+  b.bytes = bytes_of(b);
+  bytes_ += b.bytes;
+}
+
+void NamespaceVectors::evict_beyond_budget(std::uint32_t keep_ns) {
+  // Least recently searched first; the namespace being searched stays even when it alone is over.
+  while (bytes_ > budget_ && blocks_.size() > 1) {
+    auto victim = blocks_.end();
+    for (auto it = blocks_.begin(); it != blocks_.end(); ++it)
+      if (it->first != keep_ns && (victim == blocks_.end() || it->second->last_used < victim->second->last_used))
+        victim = it;
+    bytes_ -= victim->second->bytes;
+    blocks_.erase(victim);
+    ++evictions_;
+  }
+}
+
 void NamespaceVectors::search(std::uint32_t ns, const float* query, std::size_t k, std::size_t exact,
                               const RowFilter& filter, const Source& source,
                               std::vector<hnsw::Hit>& out) {
@@ -47,21 +71,28 @@ void NamespaceVectors::search(std::uint32_t ns, const float* query, std::size_t 
   if (k == 0) return;
   exact = std::min(exact, k);
   const std::size_t keep = std::max(k, exact + kMargin);
-  Block* b;
+  // Held for the whole search: a block evicted meanwhile (by another search building one) stays
+  // valid until this search is done; writers wait for the shared state lock this caller holds.
+  std::shared_ptr<Block> b;
   {
     std::lock_guard g(mu_);
-    b = find(ns);
-    if (b == nullptr) {
-      auto fresh = std::make_unique<Block>();
-      source(fresh->ids, fresh->vecs);
-      const std::size_t n = fresh->ids.size();
-      fresh->codes.resize(n * dim_);
-      fresh->scales.resize(n);
-      fresh->live.assign(n, 1);
-      for (std::size_t i = 0; i < n; ++i) encode(fresh->vecs.data() + i * dim_, fresh->codes.data() + i * dim_, &fresh->scales[i]);
-      b = fresh.get();
-      blocks_.emplace(ns, std::move(fresh));
+    auto it = blocks_.find(ns);
+    if (it != blocks_.end()) {
+      b = it->second;
+    } else {
+      b = std::make_shared<Block>();
+      source(b->ids, b->vecs);
+      const std::size_t n = b->ids.size();
+      b->codes.resize(n * dim_);
+      b->scales.resize(n);
+      b->live.assign(n, 1);
+      for (std::size_t i = 0; i < n; ++i) encode(b->vecs.data() + i * dim_, b->codes.data() + i * dim_, &b->scales[i]);
+      b->bytes = bytes_of(*b);
+      bytes_ += b->bytes;
+      blocks_.emplace(ns, b);
+      evict_beyond_budget(ns);
     }
+    b->last_used = ++clock_;
   }
   const std::size_t n = b->ids.size();
   if (n == 0) return;
@@ -152,6 +183,7 @@ void NamespaceVectors::put(std::uint32_t ns, std::uint64_t id, const float* v) {
   }
   encode(v, b->codes.data() + pos * dim_, &b->scales[pos]);
   std::copy(v, v + dim_, b->vecs.begin() + long(pos * dim_));
+  resized(*b);
 }
 
 void NamespaceVectors::remove(std::uint32_t ns, std::uint64_t id) {
@@ -164,7 +196,10 @@ void NamespaceVectors::remove(std::uint32_t ns, std::uint64_t id) {
   if (!b->live[pos]) return;
   b->live[pos] = 0;
   // Compact once a quarter is dead: removal stays O(1) amortised, scans stay dense.
-  if (++b->dead * 4 > b->ids.size()) compact(*b);
+  if (++b->dead * 4 > b->ids.size()) {
+    compact(*b);
+    resized(*b);
+  }
 }
 
 void NamespaceVectors::compact(Block& b) const {
@@ -190,17 +225,12 @@ void NamespaceVectors::compact(Block& b) const {
 void NamespaceVectors::clear() {
   std::lock_guard g(mu_);
   blocks_.clear();
+  bytes_ = 0;
 }
 
-std::size_t NamespaceVectors::memory_bytes() const {
+NamespaceVectors::Usage NamespaceVectors::usage() const {
   std::lock_guard g(mu_);
-  std::size_t total = 0;
-  for (const auto& [ns, b] : blocks_) {
-    (void)ns;
-    total += b->ids.capacity() * 8 + b->codes.capacity() + b->scales.capacity() * 4 + b->vecs.capacity() * 4 +
-             b->live.capacity();
-  }
-  return total;
+  return {blocks_.size(), bytes_, budget_, evictions_};
 }
 
 }  // namespace recallcore::engine

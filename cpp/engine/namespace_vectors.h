@@ -8,8 +8,10 @@
 // ranking is re-scored exactly. Recall needs ~100 candidates for fusion but only the first few exact:
 // deeper ranks feed reciprocal-rank fusion, where an estimate's order is as good as the exact one.
 //
-// A namespace's copies are built on its first scan (from the caller's vectors), so namespaces never
-// searched this way cost nothing, and kept current by the writers afterwards. Threading: writers
+// A namespace's copies are built on its first search (from the caller's vectors), so namespaces never
+// searched this way cost nothing, and kept current by the writers afterwards. They cost ~5 bytes per
+// dimension per vector (1.9 KB at 384-d); a byte budget bounds them, the least recently searched
+// namespaces dropped first. Threading: writers
 // (put/remove/clear) run with the store's state lock held exclusively; searches run under the shared
 // lock and may build a namespace concurrently with other searches (mu_ serialises the builds).
 #pragma once
@@ -38,7 +40,10 @@ class RowFilter {
 
 class NamespaceVectors {
  public:
-  NamespaceVectors(std::size_t dim, simd::Metric metric) : dim_(dim), metric_(metric) {}
+  // `budget`: bytes of copies kept; beyond it the least recently searched namespaces are dropped
+  // (rebuilt on their next search).
+  NamespaceVectors(std::size_t dim, simd::Metric metric, std::size_t budget)
+      : dim_(dim), metric_(metric), budget_(budget) {}
 
   // Fills the ids (ascending) and vectors of a namespace on its first search.
   using Source = std::function<void(std::vector<std::uint64_t>& ids, std::vector<float>& vecs)>;
@@ -57,7 +62,10 @@ class NamespaceVectors {
   void remove(std::uint32_t ns, std::uint64_t id);
   void clear();
 
-  std::size_t memory_bytes() const;
+  struct Usage {
+    std::size_t namespaces = 0, bytes = 0, budget = 0, evictions = 0;
+  };
+  Usage usage() const;
 
  private:
   struct Block {
@@ -67,6 +75,8 @@ class NamespaceVectors {
     std::vector<float> vecs;         // ids.size() * dim, as written
     std::vector<std::uint8_t> live;  // removed rows stay until compaction
     std::size_t dead = 0;
+    std::size_t bytes = 0;       // as counted in bytes_
+    std::uint64_t last_used = 0;  // clock_ at the last search
   };
   // An estimate and its row packed in one integer whose order is (estimate, row): selection and
   // sorting compare integers, with no branch on ties (they were half of a 1k-row search's time).
@@ -87,11 +97,17 @@ class NamespaceVectors {
   void encode(const float* v, std::int8_t* codes, float* scale) const;
   void compact(Block& b) const;
   Block* find(std::uint32_t ns) const;  // caller holds mu_
+  static std::size_t bytes_of(const Block& b);
+  void resized(Block& b);                      // caller holds mu_
+  void evict_beyond_budget(std::uint32_t keep_ns);  // caller holds mu_
 
   std::size_t dim_;
   simd::Metric metric_;
+  std::size_t budget_;
   mutable std::mutex mu_;
-  std::unordered_map<std::uint32_t, std::unique_ptr<Block>> blocks_;
+  std::unordered_map<std::uint32_t, std::shared_ptr<Block>> blocks_;
+  std::size_t bytes_ = 0, evictions_ = 0;
+  std::uint64_t clock_ = 0;
 };
 
 }  // namespace recallcore::engine

@@ -211,7 +211,7 @@ bool Memory::load_snapshot_locked() {
   rows_ = std::move(rows);
   ns_ids_ = std::move(ns_ids);
   vec_ = std::move(vec);
-  ns_vecs_ = dim_ > 0 ? std::make_unique<NamespaceVectors>(dim_, metric_id_) : nullptr;
+  ns_vecs_ = dim_ > 0 ? std::make_unique<NamespaceVectors>(dim_, metric_id_, options_.scan_cache_bytes) : nullptr;
   {
     std::lock_guard g(lex_mu_);
     if (lex_loader_) lex_loader_->join();

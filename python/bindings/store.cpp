@@ -352,6 +352,10 @@ class Store {
     d["map_bytes"] = s.map_bytes;
     d["index_bytes"] = s.index_bytes;
     d["lexical_docs"] = s.lexical_docs;
+    py::dict sc;
+    sc["namespaces"] = s.scan_cache.namespaces, sc["bytes"] = s.scan_cache.bytes, sc["budget"] = s.scan_cache.budget;
+    sc["evictions"] = s.scan_cache.evictions;
+    d["scan_cache"] = sc;
     d["dim"] = s.dim;
     d["metric"] = s.metric;
     d["embedder"] = s.embedder;
@@ -412,19 +416,20 @@ void register_store(py::module_& m) {
       .def(py::init([](const std::string& path, std::size_t dim, const std::string& metric, const std::string& embedder,
                        const std::string& token_counter, bool readonly, bool durable, std::size_t map_size,
                        std::size_t max_text_bytes, std::size_t M, std::size_t ef_construction, std::size_t ef_search,
-                       const std::string& storage, std::size_t checkpoint_every) {
+                       const std::string& storage, std::size_t checkpoint_every, std::size_t scan_cache_bytes) {
              MemoryOptions o;
              o.path = path, o.dim = dim, o.metric = metric, o.embedder = embedder, o.token_counter = token_counter;
              o.readonly = readonly, o.durable = durable, o.map_size = map_size, o.max_text_bytes = max_text_bytes;
              o.M = M, o.ef_construction = ef_construction, o.ef_search = ef_search, o.storage = storage;
-             o.checkpoint_every = checkpoint_every;
+             o.checkpoint_every = checkpoint_every, o.scan_cache_bytes = scan_cache_bytes;
              return std::make_unique<Store>(o);
            }),
            py::arg("path"), py::kw_only(), py::arg("dim") = 0, py::arg("metric") = "", py::arg("embedder") = "",
            py::arg("token_counter") = "", py::arg("readonly") = false, py::arg("durable") = true,
            py::arg("map_size") = std::size_t(64) << 20, py::arg("max_text_bytes") = std::size_t(1) << 20,
            py::arg("M") = 16, py::arg("ef_construction") = 200, py::arg("ef_search") = 64,
-           py::arg("storage") = "f32", py::arg("checkpoint_every") = 50000)
+           py::arg("storage") = "f32", py::arg("checkpoint_every") = 50000,
+           py::arg("scan_cache_bytes") = std::size_t(256) << 20)
       .def("add_batch", &Store::add_batch, py::arg("items"), py::arg("vectors"), py::arg("dedupe") = "keep",
            py::arg("dedupe_threshold") = 0.95f)
       .def("update", &Store::update)

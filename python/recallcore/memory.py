@@ -193,6 +193,10 @@ class Memory:
         token_counter: counts tokens at write time (see ``recallcore.tokens``); fixed at creation.
         readonly: open for reading only (other processes may write).
         durable: fsync every commit (default) or not.
+        scan_cache_bytes: memory for the per-namespace vector copies that recall scans exactly
+            (int8 + f32, ~5 bytes per dimension per vector, built on a namespace's first search);
+            beyond it the least recently searched namespaces are dropped and rebuilt when searched
+            again. See ``stats()["scan_cache"]``.
 
     >>> import tempfile, numpy as np, recallcore
     >>> with recallcore.Memory(tempfile.mkdtemp(), dim=4) as m:
@@ -217,6 +221,7 @@ class Memory:
         ef_search: int = 64,
         storage: str = "f32",
         checkpoint_every: int = 50_000,
+        scan_cache_bytes: int = 256 << 20,
     ) -> None:
         from . import tokens as _tokens
 
@@ -240,7 +245,7 @@ class Memory:
             path, dim=dim or 0, metric=metric or "", embedder=self._embedder.name if self._embedder else "",
             token_counter=self._counter.name if token_counter is not None else "", readonly=readonly,
             durable=durable, map_size=map_size, M=M, ef_construction=ef_construction, ef_search=ef_search,
-            storage=storage, checkpoint_every=checkpoint_every,
+            storage=storage, checkpoint_every=checkpoint_every, scan_cache_bytes=scan_cache_bytes,
         )
         stored_counter = self._store.token_counter
         if token_counter is None and stored_counter != self._counter.name:
