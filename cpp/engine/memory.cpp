@@ -945,6 +945,24 @@ Memory::Consistency Memory::verify() {
   for (auto id : vec_->ids())
     if (!pend_pos_.count(id)) ++in_index;
   if (in_index > with_vector - c.missing_vectors) c.extra_vectors = in_index - (with_vector - c.missing_vectors);
+  if (ns_vecs_) {
+    // The scan copies must hold exactly the live vectors of their namespace, bit for bit as in LMDB.
+    std::unordered_map<std::uint32_t, std::size_t> held;
+    ns_vecs_->visit([&](std::uint32_t ns, std::uint64_t id, const float* copy) {
+      ++held[ns];
+      std::string_view vb;
+      const bool ok = id < rows_.size() && rows_[id].live && rows_[id].h.ns == ns &&
+                      (rows_[id].h.flags & kHasVector) && reader.txn().get(vectors_, id_key(id), &vb) &&
+                      vb.size() == dim_ * sizeof(float) && std::memcmp(vb.data(), copy, vb.size()) == 0;
+      c.scan_copy_mismatches += !ok;
+    });
+    for (const auto& [ns, n] : held) {
+      std::size_t want = 0;
+      if (auto it = ns_ids_.find(ns); it != ns_ids_.end())
+        for (auto id : it->second) want += rows_[id].live && (rows_[id].h.flags & kHasVector);
+      c.scan_copy_mismatches += want > n ? want - n : 0;
+    }
+  }
   return c;
 }
 

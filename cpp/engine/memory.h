@@ -147,7 +147,7 @@ class Memory {
   // records whose vector is missing from (or stale in) the vector index. All zero when consistent.
   struct Consistency {
     std::uint64_t lmdb_records = 0, missing_in_state = 0, extra_in_state = 0, missing_vectors = 0,
-                  extra_vectors = 0;
+                  extra_vectors = 0, scan_copy_mismatches = 0;
   };
   Consistency verify();  // catch up with writes committed by other processes
   Stats stats();

@@ -228,6 +228,13 @@ void NamespaceVectors::clear() {
   bytes_ = 0;
 }
 
+void NamespaceVectors::visit(const std::function<void(std::uint32_t, std::uint64_t, const float*)>& fn) const {
+  std::lock_guard g(mu_);
+  for (const auto& [ns, b] : blocks_)
+    for (std::size_t i = 0; i < b->ids.size(); ++i)
+      if (b->live[i]) fn(ns, b->ids[i], b->vecs.data() + i * dim_);
+}
+
 NamespaceVectors::Usage NamespaceVectors::usage() const {
   std::lock_guard g(mu_);
   return {blocks_.size(), bytes_, budget_, evictions_};

@@ -62,6 +62,9 @@ class NamespaceVectors {
   void remove(std::uint32_t ns, std::uint64_t id);
   void clear();
 
+  // Calls fn(ns, id, f32 vector) for every live row of every namespace held (for verify()).
+  void visit(const std::function<void(std::uint32_t, std::uint64_t, const float*)>& fn) const;
+
   struct Usage {
     std::size_t namespaces = 0, bytes = 0, budget = 0, evictions = 0;
   };

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <unordered_set>
 
@@ -147,13 +148,17 @@ std::vector<RecallResult> Memory::recall(const RecallQuery& q) {
         // The namespace's dense copies (engine/namespace_vectors.h), which hold the pending tail's
         // vectors too: int8 estimates rank the rows; the head of the ranking, enough for the k
         // results, is re-scored from f32.
+        // Built from LMDB's vectors, as written (the graph may hold normalised copies).
         auto source = [&](std::vector<std::uint64_t>& ids, std::vector<float>& vecs) {
           for (auto id : it->second) {
-            if (!rows_[id].live || !(rows_[id].h.flags & kHasVector)) continue;
+            std::string_view vb;
+            if (!rows_[id].live || !(rows_[id].h.flags & kHasVector) || !txn.get(vectors_, storage::id_key(id), &vb) ||
+                vb.size() != dim_ * sizeof(float))
+              continue;
             vecs.resize((ids.size() + 1) * dim_);
-            if (vector_of(id, vecs.data() + ids.size() * dim_)) ids.push_back(id);
+            std::memcpy(vecs.data() + ids.size() * dim_, vb.data(), vb.size());
+            ids.push_back(id);
           }
-          vecs.resize(ids.size() * dim_);
         };
         ns_vecs_->search(pred.ns, q.vector, ncand, q.k, pred, source, vhits);
       } else {

@@ -473,6 +473,7 @@ void register_store(py::module_& m) {
         d["extra_in_state"] = c.extra_in_state;
         d["missing_vectors"] = c.missing_vectors;
         d["extra_vectors"] = c.extra_vectors;
+        d["scan_copy_mismatches"] = c.scan_copy_mismatches;
         return d;
       })
       // ---- Forgetting (issue 7) -----------------------------------------------------------------
