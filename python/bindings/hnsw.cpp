@@ -267,7 +267,9 @@ py::dict stats(const PyIndex& self) {
   d["slots"] = st.slots;
   d["capacity"] = st.capacity;
   d["tombstones"] = st.tombstones;
+  d["keep_originals"] = c.keep_originals;
   d["memory_bytes"] = st.memory_bytes;
+  d["mapped_bytes"] = st.mapped_bytes;
   d["traversal_bytes"] = st.traversal_bytes;
   d["bytes_per_vector"] = st.size ? double(st.memory_bytes) / double(st.size) : 0.0;
   d["exact_scan_threshold"] = st.exact_scan_threshold;
@@ -285,8 +287,11 @@ HNSW approximate nearest-neighbour index over float32 vectors with uint64 ids.
 
 Distances (smaller is closer): l2 = squared L2, ip = 1 - a.b, cosine = 1 - cos (vectors are
 normalised at insert). ``storage="f16"|"i8"`` keeps compressed copies for the graph walk and
-re-ranks the final candidates with the f32 vectors. Searches pad missing results with id
-``np.iinfo(np.uint64).max`` and distance ``inf``.
+re-ranks the final candidates with the f32 vectors. ``keep_originals=False`` (f16/i8 only) drops the
+f32 vectors: i8 then takes ~570 bytes per 384-d vector instead of ~2,170, and every distance (walk,
+final ranking, exact filtered scans, ``get_vectors``) comes from the codes, so results are estimates
+(recall at equal ef within ~0.005 of f32 on the benchmark sets, see benchmarks/RESULTS.md). Searches
+pad missing results with id ``np.iinfo(np.uint64).max`` and distance ``inf``.
 
 >>> import numpy as np, recallcore
 >>> index = recallcore.HNSWIndex(4, metric="l2")
@@ -296,7 +301,7 @@ re-ranks the final candidates with the f32 vectors. Searches pad missing results
 (10, 0.0)
 )doc")
       .def(py::init([](long dim, const std::string& metric, long M, long ef_construction, const std::string& storage,
-                       std::uint64_t seed, const std::optional<long>& capacity) {
+                       std::uint64_t seed, const std::optional<long>& capacity, bool keep_originals) {
              if (dim <= 0) throw py::value_error("dim must be >= 1, got " + std::to_string(dim));
              if (M <= 0 || ef_construction <= 0) throw py::value_error("M and ef_construction must be >= 1");
              if (capacity && *capacity < 0) throw py::value_error("capacity must be >= 0");
@@ -308,6 +313,7 @@ re-ranks the final candidates with the f32 vectors. Searches pad missing results
              c.storage = hnsw::parse_storage(storage);
              c.seed = seed;
              c.capacity = capacity ? std::size_t(*capacity) : 0;
+             c.keep_originals = keep_originals;
              c.validate();
              auto p = std::make_unique<PyIndex>();
              p->index = std::make_unique<Index>(c);
@@ -315,7 +321,7 @@ re-ranks the final candidates with the f32 vectors. Searches pad missing results
            }),
            py::arg("dim"), py::kw_only(), py::arg("metric") = "cosine", py::arg("M") = 16,
            py::arg("ef_construction") = 200, py::arg("storage") = "f32", py::arg("seed") = 0,
-           py::arg("capacity") = py::none())
+           py::arg("capacity") = py::none(), py::arg("keep_originals") = true)
       .def("add", &add, py::arg("vectors"), py::arg("ids") = py::none(), py::kw_only(), py::arg("threads") = 0,
            "Adds float32 vectors (n, dim); returns their uint64 ids (assigned when ids is None). An existing "
            "id is replaced. threads=0 uses all cores.")
@@ -388,6 +394,8 @@ re-ranks the final candidates with the f32 vectors. Searches pad missing results
       .def_property_readonly("metric", [](const PyIndex& s) { return hnsw::metric_name(s.index->config().metric); })
       .def_property_readonly("storage", [](const PyIndex& s) { return hnsw::storage_name(s.index->config().storage); })
       .def_property_readonly("M", [](const PyIndex& s) { return s.index->config().M; })
+      .def_property_readonly("keep_originals", [](const PyIndex& s) { return s.index->config().keep_originals; },
+                             "False when the index keeps no f32 copies (compressed codes only).")
       .def_property_readonly("ef_construction", [](const PyIndex& s) { return s.index->config().ef_construction; })
       .def_property_readonly("stamp", [](const PyIndex& s) { return s.stamp; },
                              "The stamp stored in the snapshot this index was loaded from (0 otherwise).")
