@@ -51,7 +51,14 @@ class ScratchPool {
     void operator()(Scratch* s) const { pool->release(s); }
   };
   using Lease = std::unique_ptr<Scratch, Deleter>;
+  ScratchPool() = default;
+  ScratchPool(const ScratchPool&) = delete;
+  ScratchPool& operator=(const ScratchPool&) = delete;
+  ~ScratchPool() { std::unique_ptr<Scratch> last(fast_.exchange(nullptr)); }
   Lease acquire() {
+    // One scratch sits in a lock-free slot: a single-threaded caller (the common case: one query per
+    // Python call) never takes the mutex (~40 ns of a ~3 us search on a tiny index).
+    if (Scratch* f = fast_.exchange(nullptr, std::memory_order_acquire)) return Lease(f, Deleter{this});
     std::unique_ptr<Scratch> s;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -66,18 +73,26 @@ class ScratchPool {
   std::size_t bytes() const {
     std::lock_guard<std::mutex> lock(mu_);
     std::size_t b = 0;
+    // The slot's scratch may be in use by a search right now, so its size is recorded at release
+    // instead of read here (approximate under concurrency, never a data race).
+    b += fast_bytes_.load(std::memory_order_relaxed);
     for (const auto& s : free_) b += s->visited.bytes();
     return b;
   }
 
  private:
   void release(Scratch* s) {
+    Scratch* empty = nullptr;
+    fast_bytes_.store(s->visited.bytes(), std::memory_order_relaxed);
+    if (fast_.compare_exchange_strong(empty, s, std::memory_order_release, std::memory_order_relaxed)) return;
     std::unique_ptr<Scratch> owned(s);
     std::lock_guard<std::mutex> lock(mu_);
     if (free_.size() < 64) free_.push_back(std::move(owned));
   }
   mutable std::mutex mu_;
   std::vector<std::unique_ptr<Scratch>> free_;
+  std::atomic<Scratch*> fast_{nullptr};
+  std::atomic<std::size_t> fast_bytes_{0};
 };
 
 struct Index::Impl {
