@@ -305,9 +305,10 @@ HNSW approximate nearest-neighbour index over float32 vectors with uint64 ids.
 Distances (smaller is closer): l2 = squared L2, ip = 1 - a.b, cosine = 1 - cos (vectors are
 normalised at insert). ``storage="f16"|"i8"`` keeps compressed copies for the graph walk and
 re-ranks the final candidates with the f32 vectors. ``keep_originals=False`` (f16/i8 only) drops the
-f32 vectors: i8 then takes ~570 bytes per 384-d vector instead of ~2,170, and every distance (walk,
+f32 vectors: i8 then takes ~655 bytes per 384-d vector instead of ~2,170, and every distance (walk,
 final ranking, exact filtered scans, ``get_vectors``) comes from the codes, so results are estimates
-(recall at equal ef within ~0.005 of f32 on the benchmark sets, see benchmarks/RESULTS.md). Searches
+(recall at equal ef within 0.003 of f32 on the 384-d benchmark sets, 0.008 below on sift10k; see
+benchmarks/RESULTS.md). Searches
 pad missing results with id ``np.iinfo(np.uint64).max`` and distance ``inf``.
 
 >>> import numpy as np, recallcore
