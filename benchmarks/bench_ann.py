@@ -111,7 +111,11 @@ def file_bytes(save: Callable[[str], None]) -> int:
 
 
 def build_recallcore(x, metric, M, efc, threads, storage="f32") -> Built:
-    idx = recallcore.HNSWIndex(x.shape[1], metric=metric, M=M, ef_construction=efc, storage=storage)
+    # "i8-codes" / "f16-codes": compressed storage with keep_originals=False (no f32 copies)
+    base, _, codes = storage.partition("-")
+    idx = recallcore.HNSWIndex(
+        x.shape[1], metric=metric, M=M, ef_construction=efc, storage=base, keep_originals=codes != "codes"
+    )
     t = time.perf_counter()
     idx.add(x, threads=threads)
     el = time.perf_counter() - t
@@ -407,7 +411,12 @@ def main() -> None:
     ap.add_argument("--datasets", nargs="+", default=["synthetic", "sift10k", "realtalk"])
     ap.add_argument("--quick", action="store_true", help="skip the 1-thread builds")
     ap.add_argument("--libs", nargs="*", default=["hnswlib", "faiss", "usearch", "svs"], help="peers to run")
-    ap.add_argument("--storages", nargs="+", default=["f32", "f16", "i8"], help="recallcore storages")
+    ap.add_argument(
+        "--storages",
+        nargs="+",
+        default=["f32", "f16", "i8", "i8-codes"],
+        help="recallcore storages (x-codes: keep_originals=False)",
+    )
     ap.add_argument("--no-svs-f32", action="store_true")
     ap.add_argument("--filter-sweep", action="store_true", help="exact scan vs walk across selectivities")
     ap.add_argument("--verbose", action="store_true", help="print every ef point")

@@ -3,7 +3,8 @@
 // Layout (after hnswlib): level-0 links and the traversal copy of each vector live in one contiguous
 // block with a fixed stride per slot, so expanding a node touches one region; upper levels are separate
 // per-slot arrays. With compressed storage (f16/i8) the traversal copy is compressed and the f32
-// originals sit in a separate array that only the final re-rank (and exact scans) touch.
+// originals sit in a separate array that only the final re-rank (and exact scans) touch, unless
+// Config::keep_originals is false: then there are no f32 copies and the codes are all there is.
 //
 // Concurrency: one writer at a time (add/remove/compact serialise on a writer mutex) and any number of
 // concurrent readers (search, search_exact, distance, get_vector, contains, size). Inside add, slots
@@ -38,6 +39,10 @@ struct Config {
   Storage storage = Storage::f32;
   std::uint64_t seed = 0;
   std::size_t capacity = 0;  // initial slots reserved (grows on demand)
+  // Compressed storage only: keep the f32 originals in RAM for the final re-rank, exact scans and
+  // get_vector (the default). false drops them: i8 then costs ~1/3 of the f32 memory, and distances,
+  // re-rank, exact scans and get_vector all use the compressed codes (an f32-query x code estimate).
+  bool keep_originals = true;
   void validate() const;     // throws InvalidArgument naming the bad field
 };
 
@@ -52,7 +57,8 @@ struct Stats {
   std::size_t capacity = 0;    // slots allocated
   std::size_t tombstones = 0;  // removed, not yet reused or compacted
   std::size_t levels = 0;      // number of graph levels (max level + 1; 0 when empty)
-  std::size_t memory_bytes = 0;
+  std::size_t memory_bytes = 0;  // owned heap bytes + the resident part of mapped sections
+  std::size_t mapped_bytes = 0;  // size of the sections served from a file mapping (not all resident)
   std::size_t traversal_bytes = 0;  // of memory_bytes: the level-0 block (links + traversal vectors)
   std::size_t exact_scan_threshold = 0;
   bool mapped = false;  // level-0 block still served from a file mapping

@@ -24,11 +24,12 @@ struct Layout {
   std::size_t block, originals, ids, levels, flags, upper, end;
 };
 
-Layout layout(std::size_t n_slots, std::size_t stride, std::size_t dim, bool compressed, std::size_t upper_words) {
+// extra: bytes per slot of the section after the level-0 block (f32 originals, residual bits or none).
+Layout layout(std::size_t n_slots, std::size_t stride, std::size_t extra, std::size_t upper_words) {
   Layout L{};
   L.block = align64(sizeof(FileHeader));
   L.originals = align64(L.block + n_slots * stride);
-  L.ids = align64(L.originals + (compressed ? n_slots * dim * sizeof(float) : 0));
+  L.ids = align64(L.originals + n_slots * extra);
   L.levels = align64(L.ids + n_slots * 8);
   L.flags = align64(L.levels + n_slots);
   L.upper = align64(L.flags + n_slots);
@@ -59,7 +60,9 @@ std::uint64_t meta_sum(const std::uint64_t* ids, const std::uint8_t* levels, con
 
 void save_impl(const Index::Impl& I, const std::string& path, std::uint64_t stamp) {
   const std::size_t n = I.n_slots;
-  const bool compressed = I.cfg.storage != Storage::f32;
+  const bool compressed = I.cfg.storage != Storage::f32 && I.cfg.keep_originals;  // an originals section
+  const Region& extra = compressed ? I.originals : I.residual;
+  const std::size_t extra_bytes = compressed ? I.dim * sizeof(float) : I.res_bytes;
   std::vector<std::uint32_t> upper;
   for (std::size_t s = 0; s < n; ++s) {
     const auto& u = I.upper[s];
@@ -67,7 +70,7 @@ void save_impl(const Index::Impl& I, const std::string& path, std::uint64_t stam
     // caller holds the writer mutex), so plain reads are consistent.
     upper.insert(upper.end(), u.begin(), u.end());
   }
-  const Layout L = layout(n, I.stride, I.dim, compressed, upper.size());
+  const Layout L = layout(n, I.stride, extra_bytes, upper.size());
 
   FileHeader h{};
   std::memcpy(h.magic, kMagic, sizeof kMagic);
@@ -79,6 +82,7 @@ void save_impl(const Index::Impl& I, const std::string& path, std::uint64_t stam
   h.ef_construction = std::uint32_t(I.cfg.ef_construction);
   h.metric = std::uint8_t(I.cfg.metric);
   h.storage = std::uint8_t(I.cfg.storage);
+  h.flags = I.cfg.keep_originals ? 0 : kFlagNoOriginals;
   h.stride = std::uint32_t(I.stride);
   h.vec_off = std::uint32_t(I.vec_off);
   h.n_slots = n;
@@ -92,7 +96,7 @@ void save_impl(const Index::Impl& I, const std::string& path, std::uint64_t stam
   h.file_bytes = L.end;
   h.meta_checksum = meta_sum(I.slot_ids.data(), I.slot_level.data(), I.deleted.data(), upper.data(), n, upper.size());
   std::uint64_t bulk = checksum64(I.block.data(), n * I.stride, 2);
-  if (compressed) bulk = checksum64(I.originals.data(), n * I.dim * sizeof(float), bulk);
+  if (extra_bytes > 0) bulk = checksum64(extra.data(), n * extra_bytes, bulk);
   h.bulk_checksum = bulk;
   h.header_checksum = header_sum(h);
 
@@ -115,7 +119,7 @@ void save_impl(const Index::Impl& I, const std::string& path, std::uint64_t stam
     };
     put(0, &h, sizeof h);
     put(L.block, I.block.data(), n * I.stride);
-    if (compressed) put(L.originals, I.originals.data(), n * I.dim * sizeof(float));
+    if (extra_bytes > 0) put(L.originals, extra.data(), n * extra_bytes);
     put(L.ids, I.slot_ids.data(), n * 8);
     put(L.levels, I.slot_level.data(), n);
     put(L.flags, I.deleted.data(), n);
@@ -141,8 +145,9 @@ std::unique_ptr<Index::Impl> load_impl(const std::string& path, bool mmap, std::
   FileHeader h{};
   if (file_size < sizeof h || std::fread(&h, 1, sizeof h, f.get()) != sizeof h) corrupt(path, "truncated header");
   if (std::memcmp(h.magic, kMagic, sizeof kMagic) != 0) corrupt(path, "bad magic");
-  if (h.version != kFormatVersion)
-    corrupt(path, "format version " + std::to_string(h.version) + " (this build reads " + std::to_string(kFormatVersion) + ")");
+  if (h.version < kOldestFormatVersion || h.version > kFormatVersion)
+    corrupt(path, "format version " + std::to_string(h.version) + " (this build reads " +
+                      std::to_string(kOldestFormatVersion) + " to " + std::to_string(kFormatVersion) + ")");
   if (h.header_bytes != sizeof(FileHeader) || h.endian != kEndianMarker) corrupt(path, "header size or byte order mismatch");
   if (h.header_checksum != header_sum(h)) corrupt(path, "header checksum mismatch");
 
@@ -154,6 +159,8 @@ std::unique_ptr<Index::Impl> load_impl(const std::string& path, bool mmap, std::
   c.storage = Storage(h.storage);
   c.seed = h.seed;
   if (h.metric > 2 || h.storage > 2) corrupt(path, "unknown metric or storage");
+  if ((h.flags & ~kFlagNoOriginals) != 0 || (h.version < 2 && h.flags != 0)) corrupt(path, "unknown flags");
+  c.keep_originals = (h.flags & kFlagNoOriginals) == 0;
   try {
     c.validate();
   } catch (const InvalidArgument& e) {
@@ -163,8 +170,10 @@ std::unique_ptr<Index::Impl> load_impl(const std::string& path, bool mmap, std::
   if (I->stride != h.stride || I->vec_off != h.vec_off) corrupt(path, "slot layout differs from this build's");
   const std::size_t n = h.n_slots;
   if (n > (std::size_t(1) << 32) - 2 || h.upper_words > (std::uint64_t(1) << 40)) corrupt(path, "implausible sizes");
-  const bool compressed = c.storage != Storage::f32;
-  const Layout L = layout(n, I->stride, I->dim, compressed, h.upper_words);
+  const bool compressed = c.storage != Storage::f32 && c.keep_originals;  // an originals section
+  Region& extra = compressed ? I->originals : I->residual;
+  const std::size_t extra_bytes = compressed ? I->dim * sizeof(float) : I->res_bytes;
+  const Layout L = layout(n, I->stride, extra_bytes, h.upper_words);
   if (h.file_bytes != L.end) corrupt(path, "sizes in the header do not add up");
   if (file_size != L.end)
     corrupt(path, "file is " + std::to_string(file_size) + " bytes, header says " + std::to_string(L.end) + " (truncated?)");
@@ -205,15 +214,15 @@ std::unique_ptr<Index::Impl> load_impl(const std::string& path, bool mmap, std::
     auto m = std::make_shared<Mapping>(path);
     if (m->size() != L.end) corrupt(path, "file changed while opening");
     I->block = Region::view(m, L.block, n * I->stride);
-    if (compressed) I->originals = Region::view(m, L.originals, n * I->dim * sizeof(float));
+    if (extra_bytes > 0) extra = Region::view(m, L.originals, n * extra_bytes);
   } else {
     I->block.grow(n * I->stride, 0);
     read_at(L.block, I->block.data(), n * I->stride);
     std::uint64_t bulk = checksum64(I->block.data(), n * I->stride, 2);
-    if (compressed) {
-      I->originals.grow(n * I->dim * sizeof(float), 0);
-      read_at(L.originals, I->originals.data(), n * I->dim * sizeof(float));
-      bulk = checksum64(I->originals.data(), n * I->dim * sizeof(float), bulk);
+    if (extra_bytes > 0) {
+      extra.grow(n * extra_bytes, 0);
+      read_at(L.originals, extra.data(), n * extra_bytes);
+      bulk = checksum64(extra.data(), n * extra_bytes, bulk);
     }
     if (bulk != h.bulk_checksum) corrupt(path, "checksum mismatch in vectors/links");
   }

@@ -1,19 +1,21 @@
-// The snapshot file of an HNSW index (little-endian), version 1:
+// The snapshot file of an HNSW index (little-endian), version 2 (version 1 files still load: the same
+// layout with the flags word always 0):
 //
 //   FileHeader (144 bytes): magic "RCHNSW\x1a\n", format version, header size, endianness marker,
-//     dim, M, ef_construction, metric, storage, slot stride and vector offset (the layout the file
+//     dim, M, ef_construction, metric, storage, flags (bit 0: no f32 originals), slot stride and vector offset (the layout the file
 //     assumes), slot/live/tombstone counts, upper-level word count, entry point, next automatic id,
 //     seed, the caller's stamp, the file size, two section checksums and a checksum of the header.
 //   Sections, each starting at a 64-byte aligned offset (so a mapping can serve them in place):
 //     level-0 block   n_slots * stride bytes
-//     f32 originals   n_slots * dim * 4 bytes (compressed storage only)
+//     f32 originals   n_slots * dim * 4 bytes (compressed storage with originals kept), or
+//     residual bits   n_slots * ceil(dim / 8) bytes (i8 without originals), or nothing
 //     slot ids        n_slots * 8
 //     slot levels     n_slots * 1
 //     deleted flags   n_slots * 1
 //     upper links     upper_words * 4 (levels 1..L of every slot, in slot order)
 //
 // "meta" checksum: ids, levels, flags, upper links (always verified); "bulk" checksum: the level-0
-// block and the originals (verified unless the file is mapped).
+// block and the originals/residual section (verified unless the file is mapped).
 #pragma once
 
 #include <cstdint>
@@ -21,7 +23,9 @@
 namespace recallcore::hnsw {
 
 inline constexpr char kMagic[8] = {'R', 'C', 'H', 'N', 'S', 'W', '\x1a', '\n'};
-inline constexpr std::uint32_t kFormatVersion = 1;
+inline constexpr std::uint32_t kFormatVersion = 2;
+inline constexpr std::uint32_t kOldestFormatVersion = 1;  // still read
+inline constexpr std::uint16_t kFlagNoOriginals = 1;     // FileHeader::flags (version >= 2)
 inline constexpr std::uint32_t kEndianMarker = 0x01020304u;
 
 struct FileHeader {
@@ -34,7 +38,7 @@ struct FileHeader {
   std::uint32_t ef_construction;
   std::uint8_t metric;
   std::uint8_t storage;
-  std::uint16_t reserved0;
+  std::uint16_t flags;  // reserved (0) in version 1
   std::uint32_t stride;
   std::uint32_t vec_off;
   std::uint32_t reserved1;

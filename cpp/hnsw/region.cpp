@@ -8,7 +8,10 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <algorithm>
+#include <cstdint>
 #include <new>
+#include <vector>
 
 #include "common/errors.h"
 
@@ -50,6 +53,22 @@ Region Region::view(std::shared_ptr<Mapping> m, std::size_t offset, std::size_t 
   r.bytes_ = bytes;
   r.mapping_ = std::move(m);
   return r;
+}
+
+std::size_t Region::resident_bytes() const {
+  if (!mapped()) return bytes_;
+  if (bytes_ == 0) return 0;
+  const std::size_t page = std::size_t(::sysconf(_SC_PAGESIZE));
+  const std::uintptr_t start = reinterpret_cast<std::uintptr_t>(data_) / page * page;
+  const std::uintptr_t end = reinterpret_cast<std::uintptr_t>(data_) + bytes_;
+  const std::size_t pages = (end - start + page - 1) / page;
+  std::vector<unsigned char> in(pages);
+  // mincore reports page-cache residency of the file's pages; a page counts once it is in RAM,
+  // whether this process touched it or not (the honest upper bound of what the view costs).
+  if (::mincore(reinterpret_cast<void*>(start), end - start, in.data()) != 0) return bytes_;
+  std::size_t n = 0;
+  for (unsigned char c : in) n += c & 1;
+  return std::min(bytes_, n * page);
 }
 
 void Region::grow(std::size_t bytes, std::size_t keep) {

@@ -32,6 +32,8 @@ class Region {
   std::byte* data() const { return data_; }
   std::size_t bytes() const { return bytes_; }
   bool mapped() const { return mapping_ != nullptr; }
+  // bytes() when owned; for a mapped view, the bytes of its pages resident in memory now (mincore).
+  std::size_t resident_bytes() const;
   // Grows to at least `bytes`, keeping the first `keep` bytes; new bytes are zero.
   void grow(std::size_t bytes, std::size_t keep);
   void reset() { *this = Region(); }

@@ -4,6 +4,7 @@
 // preallocated here and filled by the core.
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <memory>
 #include <optional>
@@ -76,8 +77,15 @@ py::array_t<std::uint64_t> to_ids(const py::handle& obj, const char* name) {
 }
 
 void require_finite(const float* p, std::size_t n, const char* name) {
-  for (std::size_t i = 0; i < n; ++i)
-    if (!std::isfinite(p[i])) throw py::value_error(std::string(name) + " must be finite (found NaN or inf)");
+  // Branch-free over the exponent bits so the compiler vectorises it (an early-exit isfinite loop
+  // does not vectorise: ~0.1 us of a 384-d query).
+  std::uint32_t bad = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    std::uint32_t u;
+    std::memcpy(&u, p + i, sizeof u);
+    bad |= std::uint32_t((u & 0x7f800000u) == 0x7f800000u);
+  }
+  if (bad != 0) throw py::value_error(std::string(name) + " must be finite (found NaN or inf)");
 }
 
 // A filter crosses the boundary as an array: uint64/int ids (allow-list) or a boolean mask indexed by id.
@@ -149,13 +157,22 @@ py::tuple search(const PyIndex& self, const py::handle& qobj, long k, const py::
     py::array dist = new_1d(type_num_f32(), static_cast<py::ssize_t>(kk));
     auto* ip = static_cast<std::uint64_t*>(ids.mutable_data());
     auto* dp = static_cast<float*>(dist.mutable_data());
-    {
-      py::gil_scoped_release release;
+    auto run = [&] {
       const std::size_t n = idx.search_into(qp, kk, ef, filter.get(), ip, dp);
       for (std::size_t j = n; j < kk; ++j) {
         ip[j] = kSentinel;
         dp[j] = std::numeric_limits<float>::infinity();
       }
+    };
+    // Releasing and re-taking the GIL costs ~0.2 us (measured, RESULTS.md "Per-call floor"); a
+    // search over at most kTinyWork vector elements takes a few us, shorter than the GIL hand-off
+    // is worth, so it runs holding the GIL. Anything larger releases it.
+    constexpr std::size_t kTinyWork = std::size_t(1) << 16;  // e.g. 170 x 384-d vectors
+    if (idx.size() * dim <= kTinyWork) {
+      run();
+    } else {
+      py::gil_scoped_release release;
+      run();
     }
     return py::make_tuple(std::move(ids), std::move(dist));
   }
@@ -267,7 +284,9 @@ py::dict stats(const PyIndex& self) {
   d["slots"] = st.slots;
   d["capacity"] = st.capacity;
   d["tombstones"] = st.tombstones;
+  d["keep_originals"] = c.keep_originals;
   d["memory_bytes"] = st.memory_bytes;
+  d["mapped_bytes"] = st.mapped_bytes;
   d["traversal_bytes"] = st.traversal_bytes;
   d["bytes_per_vector"] = st.size ? double(st.memory_bytes) / double(st.size) : 0.0;
   d["exact_scan_threshold"] = st.exact_scan_threshold;
@@ -285,8 +304,12 @@ HNSW approximate nearest-neighbour index over float32 vectors with uint64 ids.
 
 Distances (smaller is closer): l2 = squared L2, ip = 1 - a.b, cosine = 1 - cos (vectors are
 normalised at insert). ``storage="f16"|"i8"`` keeps compressed copies for the graph walk and
-re-ranks the final candidates with the f32 vectors. Searches pad missing results with id
-``np.iinfo(np.uint64).max`` and distance ``inf``.
+re-ranks the final candidates with the f32 vectors. ``keep_originals=False`` (f16/i8 only) drops the
+f32 vectors: i8 then takes ~655 bytes per 384-d vector instead of ~2,170, and every distance (walk,
+final ranking, exact filtered scans, ``get_vectors``) comes from the codes, so results are estimates
+(recall at equal ef within 0.003 of f32 on the 384-d benchmark sets, 0.008 below on sift10k; see
+benchmarks/RESULTS.md). Searches
+pad missing results with id ``np.iinfo(np.uint64).max`` and distance ``inf``.
 
 >>> import numpy as np, recallcore
 >>> index = recallcore.HNSWIndex(4, metric="l2")
@@ -296,7 +319,7 @@ re-ranks the final candidates with the f32 vectors. Searches pad missing results
 (10, 0.0)
 )doc")
       .def(py::init([](long dim, const std::string& metric, long M, long ef_construction, const std::string& storage,
-                       std::uint64_t seed, const std::optional<long>& capacity) {
+                       std::uint64_t seed, const std::optional<long>& capacity, bool keep_originals) {
              if (dim <= 0) throw py::value_error("dim must be >= 1, got " + std::to_string(dim));
              if (M <= 0 || ef_construction <= 0) throw py::value_error("M and ef_construction must be >= 1");
              if (capacity && *capacity < 0) throw py::value_error("capacity must be >= 0");
@@ -308,6 +331,7 @@ re-ranks the final candidates with the f32 vectors. Searches pad missing results
              c.storage = hnsw::parse_storage(storage);
              c.seed = seed;
              c.capacity = capacity ? std::size_t(*capacity) : 0;
+             c.keep_originals = keep_originals;
              c.validate();
              auto p = std::make_unique<PyIndex>();
              p->index = std::make_unique<Index>(c);
@@ -315,7 +339,7 @@ re-ranks the final candidates with the f32 vectors. Searches pad missing results
            }),
            py::arg("dim"), py::kw_only(), py::arg("metric") = "cosine", py::arg("M") = 16,
            py::arg("ef_construction") = 200, py::arg("storage") = "f32", py::arg("seed") = 0,
-           py::arg("capacity") = py::none())
+           py::arg("capacity") = py::none(), py::arg("keep_originals") = true)
       .def("add", &add, py::arg("vectors"), py::arg("ids") = py::none(), py::kw_only(), py::arg("threads") = 0,
            "Adds float32 vectors (n, dim); returns their uint64 ids (assigned when ids is None). An existing "
            "id is replaced. threads=0 uses all cores.")
@@ -388,6 +412,8 @@ re-ranks the final candidates with the f32 vectors. Searches pad missing results
       .def_property_readonly("metric", [](const PyIndex& s) { return hnsw::metric_name(s.index->config().metric); })
       .def_property_readonly("storage", [](const PyIndex& s) { return hnsw::storage_name(s.index->config().storage); })
       .def_property_readonly("M", [](const PyIndex& s) { return s.index->config().M; })
+      .def_property_readonly("keep_originals", [](const PyIndex& s) { return s.index->config().keep_originals; },
+                             "False when the index keeps no f32 copies (compressed codes only).")
       .def_property_readonly("ef_construction", [](const PyIndex& s) { return s.index->config().ef_construction; })
       .def_property_readonly("stamp", [](const PyIndex& s) { return s.stamp; },
                              "The stamp stored in the snapshot this index was loaded from (0 otherwise).")
