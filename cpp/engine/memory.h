@@ -17,6 +17,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/huge_pages.h"
 #include "engine/names.h"
 #include "engine/recall.h"
 #include "engine/record.h"
@@ -158,6 +159,7 @@ class Memory {
     std::uint32_t accesses = 0;  // updated with std::atomic_ref under the shared state lock
     double last_access = 0;
   };
+  using RowTable = std::vector<Row, HugePageAllocator<Row>>;
 
   // ---- Forgetting (issue 7): engine/forget.cpp, engine/dedupe.cpp, engine/retention.cpp ----------
   struct ForgetQuery {
@@ -263,7 +265,7 @@ class Memory {
   std::mutex write_mu_;              // one writer in this process at a time
   std::mutex sync_mu_;               // one applier of changes at a time (own commits or catch-up)
   mutable std::shared_mutex state_mu_;  // the derived state below
-  std::vector<Row> rows_;            // by record id
+  RowTable rows_;                    // by record id
   std::unordered_map<std::uint32_t, std::vector<std::uint64_t>> ns_ids_;
   std::unique_ptr<hnsw::Index> vec_;  // vectors of live records (dim > 0)
   std::unique_ptr<text::Bm25Index> lex_;  // text + entity names of live records, one partition per namespace

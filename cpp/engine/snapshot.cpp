@@ -231,7 +231,7 @@ bool Memory::load_snapshot_locked() {
   } catch (const CorruptData&) {
     // lexical() rebuilds it whole from LMDB on first use.
   }
-  std::vector<Row> rows;
+  RowTable rows;
   std::unordered_map<std::uint32_t, std::vector<std::uint64_t>> ns_ids;
   if (h.rows > 0) {
     // Ids are written in increasing order: the last one sizes the table once.
