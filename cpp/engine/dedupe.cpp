@@ -57,7 +57,7 @@ std::string dedupe_prefix(std::uint32_t ns, std::uint32_t kind, std::uint64_t ha
 // Admits live, current (not superseded, not archived) records of one namespace and kind.
 class SameScope final : public hnsw::Filter {
  public:
-  SameScope(const std::vector<Memory::Row>& rows, std::uint32_t ns, std::uint32_t kind)
+  SameScope(const Memory::RowTable& rows, std::uint32_t ns, std::uint32_t kind)
       : rows_(rows), ns_(ns), kind_(kind) {}
   bool allows(std::uint64_t id) const override {
     if (id >= rows_.size()) return false;
@@ -66,7 +66,7 @@ class SameScope final : public hnsw::Filter {
   }
 
  private:
-  const std::vector<Memory::Row>& rows_;
+  const Memory::RowTable& rows_;
   std::uint32_t ns_, kind_;
 };
 

@@ -93,12 +93,7 @@ void Memory::close() {
   stop_indexer();
   std::exception_ptr err;
   try {
-    lexical();  // joins the loader thread and installs what it loaded (the snapshot serialises it)
-  } catch (...) {
-    err = std::current_exception();
-  }
-  try {
-    if (!err && !options_.readonly && env_) {
+    if (!options_.readonly && env_) {
       env_->check_fork();
       write_snapshot();
     }
@@ -445,7 +440,7 @@ void Memory::apply_locked(std::vector<Pending>& changes) {
     if (c.removed) {
       if (row.live) {
         drop_vector_locked(c.id);
-        lexical().remove(c.id);
+        lexical().remove(c.id, row.h.ns);  // records never change namespace
         removed_any = true;
       }
       row.live = false;
@@ -524,25 +519,29 @@ void Memory::catch_up_locked() {
 
 text::Bm25Index& Memory::lexical() {
   std::lock_guard g(lex_mu_);
-  if (lex_loader_) {
-    lex_loader_->join();
-    lex_loader_.reset();
-    if (!lex_failed_ && lex_loaded_) {
-      lex_ = std::move(lex_loaded_);
-    } else {
-      // The snapshot's lexical image was unreadable: rebuild it from LMDB (texts of live records).
-      auto fresh = std::make_unique<text::Bm25Index>();
-      storage::Env::Reader reader(*env_);
-      for (std::uint64_t id = 0; id < rows_.size(); ++id) {
-        if (!rows_[id].live) continue;
-        std::string_view bytes;
-        if (reader.txn().get(records_, id_key(id), &bytes)) fresh->add(rows_[id].h.ns, id, lexical_text(decode_record(id, bytes)));
-      }
-      lex_ = std::move(fresh);
+  if (!lex_) {
+    // The snapshot's lexical image was unusable: rebuild it from LMDB (texts of live records).
+    auto fresh = std::make_unique<text::Bm25Index>();
+    storage::Env::Reader reader(*env_);
+    for (std::uint64_t id = 0; id < rows_.size(); ++id) {
+      if (!rows_[id].live) continue;
+      std::string_view bytes;
+      if (reader.txn().get(records_, id_key(id), &bytes)) fresh->add(rows_[id].h.ns, id, lexical_text(decode_record(id, bytes)));
     }
+    lex_ = std::move(fresh);
   }
-  if (!lex_) throw StoreError("the lexical index is not available");
   return *lex_;
+}
+
+void Memory::lexical_texts(std::uint32_t ns, const text::Bm25Index::AddDoc& add) {
+  auto it = ns_ids_.find(ns);
+  if (it == ns_ids_.end()) return;
+  storage::Env::Reader reader(*env_);
+  for (auto id : it->second) {
+    if (id >= rows_.size() || !rows_[id].live || rows_[id].h.ns != ns) continue;
+    std::string_view bytes;
+    if (reader.txn().get(records_, id_key(id), &bytes)) add(id, lexical_text(decode_record(id, bytes)));
+  }
 }
 
 hnsw::Config Memory::index_config() const {
@@ -569,9 +568,6 @@ void Memory::rebuild_locked() {
   graph_dead_.clear();
   {
     std::lock_guard g(lex_mu_);
-    if (lex_loader_) lex_loader_->join();  // superseded by the rebuild
-    lex_loader_.reset();
-    lex_loaded_.reset();
     lex_ = std::make_unique<text::Bm25Index>();
   }
   rows_.clear();

@@ -17,6 +17,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/huge_pages.h"
 #include "engine/names.h"
 #include "engine/namespace_vectors.h"
 #include "engine/recall.h"
@@ -164,6 +165,7 @@ class Memory {
     std::uint32_t accesses = 0;  // updated with std::atomic_ref under the shared state lock
     double last_access = 0;
   };
+  using RowTable = std::vector<Row, HugePageAllocator<Row>>;
 
   // ---- Forgetting (issue 7): engine/forget.cpp, engine/dedupe.cpp, engine/retention.cpp ----------
   struct ForgetQuery {
@@ -269,19 +271,20 @@ class Memory {
   std::mutex write_mu_;              // one writer in this process at a time
   std::mutex sync_mu_;               // one applier of changes at a time (own commits or catch-up)
   mutable std::shared_mutex state_mu_;  // the derived state below
-  std::vector<Row> rows_;            // by record id
+  RowTable rows_;                    // by record id
   std::unordered_map<std::uint32_t, std::vector<std::uint64_t>> ns_ids_;
   std::unique_ptr<hnsw::Index> vec_;  // vectors of live records (dim > 0)
   // Dense per-namespace copies of the vectors for the exact path (built on a namespace's first search).
   std::unique_ptr<NamespaceVectors> ns_vecs_;
   std::unique_ptr<text::Bm25Index> lex_;  // text + entity names of live records, one partition per namespace
-  // A snapshot's lexical index is deserialised on a thread started by open, so a cold open and its
-  // first vector query do not wait for it; lexical() joins it on first use.
+  // A snapshot's lexical index is opened lazily (text/bm25.h: each namespace's partition is decoded on
+  // first use), so a cold open costs O(namespaces) and a first query decodes one partition. A null
+  // lex_ (the image was unusable) is rebuilt from LMDB by lexical() on first use.
   text::Bm25Index& lexical();
+  // Feeds the texts of a namespace's live records to `add`: rebuilds a partition whose block in the
+  // lexical image is bad. Caller holds state_mu_ (shared or exclusive).
+  void lexical_texts(std::uint32_t ns, const text::Bm25Index::AddDoc& add);
   std::mutex lex_mu_;
-  std::unique_ptr<std::thread> lex_loader_;
-  std::unique_ptr<text::Bm25Index> lex_loaded_;
-  bool lex_failed_ = false;
   std::atomic<std::uint64_t> applied_seq_{0};
   std::atomic<std::uint64_t> snapshot_seq_{0};
 

@@ -20,7 +20,7 @@ namespace {
 // index (during the graph walk) and the lexical index (during scoring).
 class Predicate final : public hnsw::Filter, public text::DocFilter, public RowFilter {
  public:
-  const std::vector<Memory::Row>* rows = nullptr;
+  const Memory::RowTable* rows = nullptr;
   std::uint32_t ns = 0, session = 0;
   bool any_session = true;
   std::vector<std::uint32_t> kinds;

@@ -1,6 +1,6 @@
-// Snapshots of the derived state: the filter table (one fixed-size header per live record) in
-// `snapshot.rc`, and the vector index in `vectors.idx`, both stamped with the change sequence they
-// reflect. A snapshot that is missing, corrupt, from another format or not matching the store is
+// Snapshots of the derived state: the filter table (one fixed-size header per live record, then the
+// ids whose vectors were not yet in the graph) in `snapshot.rc`, the vector index in `vectors.idx` and
+// the lexical index in `lexical.idx`, all stamped with the change sequence they reflect. A snapshot that is missing, corrupt, from another format or not matching the store is
 // ignored and the state is rebuilt from LMDB; nothing in a snapshot is trusted blindly.
 #include <sys/mman.h>
 #include <fcntl.h>
@@ -21,7 +21,9 @@ namespace recallcore::engine {
 namespace {
 
 constexpr char kMagic[8] = {'R', 'C', 'S', 'N', 'A', 'P', '\x01', '\0'};
-constexpr std::uint32_t kFormat = 3;  // 2: rows hold raw RecordHeader bytes; 3: shared checksum
+// 2: rows hold raw RecordHeader bytes; 3: shared checksum; 4: the pending ids follow the rows, and
+// the checksum covers the header too.
+constexpr std::uint32_t kFormat = 4;
 
 struct SnapHeader {
   char magic[8];
@@ -30,8 +32,42 @@ struct SnapHeader {
   std::uint64_t stamp;
   std::uint64_t dim;
   std::uint64_t rows;
+  std::uint64_t pending;  // ids (8 bytes each, after the rows) whose vector the graph lacked or held stale
   std::uint64_t checksum;
 };
+static_assert(sizeof(SnapHeader) == 56);
+
+std::uint64_t snapshot_checksum(SnapHeader h, const char* payload, std::size_t n) {
+  h.checksum = 0;
+  return checksum64(payload, n, checksum64(&h, sizeof h));
+}
+
+// A read-only private mapping of a whole file, unmapped with its last owner. Files are replaced by
+// rename, never rewritten in place, so a mapping stays valid while a newer snapshot is written.
+struct Mapping {
+  void* p = nullptr;
+  std::size_t n = 0;
+  Mapping() = default;
+  Mapping(const Mapping&) = delete;
+  Mapping& operator=(const Mapping&) = delete;
+  ~Mapping() {
+    if (p != nullptr) ::munmap(p, n);
+  }
+  std::string_view bytes() const { return {static_cast<const char*>(p), n}; }
+};
+
+std::shared_ptr<const Mapping> map_file(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return nullptr;
+  const off_t size = ::lseek(fd, 0, SEEK_END);
+  auto m = std::make_shared<Mapping>();
+  if (size > 0) {
+    void* p = ::mmap(nullptr, std::size_t(size), PROT_READ, MAP_PRIVATE, fd, 0);
+    if (p != MAP_FAILED) m->p = p, m->n = std::size_t(size);
+  }
+  ::close(fd);
+  return m->p != nullptr ? m : nullptr;
+}
 
 std::string rows_path(const std::string& dir) { return (std::filesystem::path(dir) / "snapshot.rc").string(); }
 std::string vectors_path(const std::string& dir) { return (std::filesystem::path(dir) / "vectors.idx").string(); }
@@ -92,6 +128,9 @@ void Memory::write_snapshot() {
     payload.append(reinterpret_cast<const char*>(&rows_[id].h), sizeof(RecordHeader));
     ++n;
   }
+  // Every live vector is in the graph or in pend_ (an id leaves pend_ only once the graph holds its
+  // latest vector), so these ids are all a load has to re-queue; it need not look at the others.
+  for (const PendingVec& p : pend_) payload.append(reinterpret_cast<const char*>(&p.id), 8);
   SnapHeader h{};
   std::memcpy(h.magic, kMagic, 8);
   h.format = kFormat;
@@ -99,7 +138,8 @@ void Memory::write_snapshot() {
   h.stamp = stamp;
   h.dim = dim_;
   h.rows = n;
-  h.checksum = checksum64(payload.data(), payload.size());
+  h.pending = pend_.size();
+  h.checksum = snapshot_checksum(h, payload.data(), payload.size());
   std::string bytes(reinterpret_cast<const char*>(&h), sizeof h);
   bytes += payload;
   // Each file is written whole under a temporary name and renamed, so a crash leaves the previous
@@ -145,10 +185,11 @@ bool Memory::load_snapshot_locked() {
   std::memcpy(&h, base, sizeof h);
   const std::size_t row_bytes = kSnapshotRowBytes;
   if (std::memcmp(h.magic, kMagic, 8) != 0 || h.format != kFormat || h.header_bytes != sizeof(RecordHeader) || h.dim != dim_ ||
-      h.rows > std::uint64_t(size) / row_bytes || sizeof h + h.rows * row_bytes != std::uint64_t(size))
+      h.rows > std::uint64_t(size) / row_bytes || h.pending > std::uint64_t(size) / 8 ||
+      sizeof h + h.rows * row_bytes + h.pending * 8 != std::uint64_t(size))
     return false;
   const char* payload = base + sizeof h;
-  if (checksum64(payload, h.rows * row_bytes) != h.checksum) return false;
+  if (snapshot_checksum(h, payload, std::size_t(size) - sizeof h) != h.checksum) return false;
   {
     // The stamp must not be ahead of the store (a snapshot from another copy of it).
     storage::Env::Reader reader(*env_);
@@ -173,16 +214,24 @@ bool Memory::load_snapshot_locked() {
   } else {
     vec = std::make_unique<hnsw::Index>(index_config());
   }
+  // The lexical image: its stamp must match; its header and directory are verified now, each
+  // partition when first used (a bad one is rebuilt from LMDB, a bad directory rebuilds it all).
+  const auto lex_map = map_file(lexical_path(options_.path));
+  if (lex_map == nullptr || lex_map->n < 8) return false;
   {
-    // Only the stamp is checked here; the thread started below reads and decodes the rest.
-    FILE* f = std::fopen(lexical_path(options_.path).c_str(), "rb");
-    if (f == nullptr) return false;
     std::uint64_t lstamp = 0;
-    const std::size_t got = std::fread(&lstamp, 1, 8, f);
-    std::fclose(f);
-    if (got != 8 || lstamp != h.stamp) return false;
+    std::memcpy(&lstamp, lex_map->p, 8);
+    if (lstamp != h.stamp) return false;
   }
-  std::vector<Row> rows;
+  std::unique_ptr<text::Bm25Index> lex;
+  try {
+    lex = std::make_unique<text::Bm25Index>(text::Bm25Index::open(
+        lex_map, lex_map->bytes().substr(8),
+        [this](std::uint32_t ns, const text::Bm25Index::AddDoc& add) { lexical_texts(ns, add); }));
+  } catch (const CorruptData&) {
+    // lexical() rebuilds it whole from LMDB on first use.
+  }
+  RowTable rows;
   std::unordered_map<std::uint32_t, std::vector<std::uint64_t>> ns_ids;
   if (h.rows > 0) {
     // Ids are written in increasing order: the last one sizes the table once.
@@ -191,7 +240,7 @@ bool Memory::load_snapshot_locked() {
     if (last > std::uint64_t(1) << 40) return false;
     rows.resize(last + 1);
   }
-  std::uint64_t prev = 0;
+  std::uint64_t prev = 0, with_vector = 0;
   std::uint32_t cur_ns = 0;
   std::vector<std::uint64_t>* cur_list = nullptr;
   for (std::uint64_t i = 0; i < h.rows; ++i) {
@@ -202,6 +251,7 @@ bool Memory::load_snapshot_locked() {
     prev = id;
     std::memcpy(&rows[id].h, p + 8, sizeof(RecordHeader));  // checksummed above
     rows[id].live = true;
+    with_vector += (rows[id].h.flags & kHasVector) != 0;
     if (cur_list == nullptr || rows[id].h.ns != cur_ns) {  // runs of one namespace are common
       cur_ns = rows[id].h.ns;
       cur_list = &ns_ids[cur_ns];
@@ -214,50 +264,32 @@ bool Memory::load_snapshot_locked() {
   ns_vecs_ = dim_ > 0 ? std::make_unique<NamespaceVectors>(dim_, metric_id_, options_.scan_cache_bytes) : nullptr;
   {
     std::lock_guard g(lex_mu_);
-    if (lex_loader_) lex_loader_->join();
-    lex_.reset();
-    lex_loaded_.reset();
-    lex_failed_ = false;
-    lex_loader_ = std::make_unique<std::thread>([this, path = lexical_path(options_.path), stamp = h.stamp] {
-      try {
-        std::error_code ec;
-        const auto n = std::filesystem::file_size(path, ec);
-        std::string bytes(ec ? 0 : n, '\0');
-        FILE* f = std::fopen(path.c_str(), "rb");
-        const bool ok = f != nullptr && n >= 8 && std::fread(bytes.data(), 1, n, f) == n;
-        if (f != nullptr) std::fclose(f);
-        std::uint64_t got = 0;
-        if (ok) std::memcpy(&got, bytes.data(), 8);
-        if (!ok || got != stamp) throw CorruptData("lexical snapshot changed or unreadable");
-        lex_loaded_ = std::make_unique<text::Bm25Index>(text::Bm25Index::deserialize(std::string_view(bytes).substr(8)));
-      } catch (...) {
-        lex_failed_ = true;  // lexical() rebuilds it from LMDB
-      }
-    });
+    lex_ = std::move(lex);
   }
   pend_.clear();
   pend_vecs_.clear();
   pend_pos_.clear();
   graph_dead_.clear();
   if (dim_ > 0) {
-    // Vectors that were pending at snapshot time go back to the tail; ids the graph holds for
-    // records since deleted are queued for removal (and filtered out meanwhile).
+    // Vectors that were pending at snapshot time go back to the tail (a stale copy in the graph is
+    // replaced). The graph holds every other live vector, so if it holds more than that, the rest
+    // are ids of records deleted since: those are found and queued for removal (filtered meanwhile).
     storage::Env::Reader reader(*env_);
-    std::size_t in_graph = 0;
-    for (std::uint64_t id = 0; id < rows_.size(); ++id) {
-      if (!rows_[id].live || !(rows_[id].h.flags & kHasVector)) continue;
-      if (vec_->contains(id)) {
-        ++in_graph;
-        continue;
-      }
+    const char* pend_ids = payload + h.rows * row_bytes;
+    std::uint64_t missing = 0;
+    std::vector<float> v(dim_);
+    for (std::uint64_t i = 0; i < h.pending; ++i) {
+      std::uint64_t id;
+      std::memcpy(&id, pend_ids + i * 8, 8);
+      if (id >= rows_.size() || !rows_[id].live || !(rows_[id].h.flags & kHasVector) || pend_pos_.count(id)) continue;
+      missing += !vec_->contains(id);
       std::string_view vb;
       if (reader.txn().get(vectors_, storage::id_key(id), &vb) && vb.size() == dim_ * sizeof(float)) {
-        std::vector<float> v(dim_);
         std::memcpy(v.data(), vb.data(), vb.size());
         queue_vector_locked(id, h.stamp, v.data());
       }
     }
-    if (in_graph != vec_->size())  // the graph holds ids of records deleted since: find them
+    if (with_vector - missing != vec_->size())
       for (auto id : vec_->ids())
         if (id >= rows_.size() || !rows_[id].live) graph_dead_.push_back(id);
   }

@@ -2,6 +2,7 @@
 // Entry point: run_text_tests() (the shared test main calls it); returns the number of failures.
 #include <atomic>
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -127,6 +128,92 @@ void test_bm25_concurrent_searches() {
   CHECK(mismatches.load() == 0);
 }
 
+// An index opened from an image decodes partitions on first use; it must answer, count and write
+// exactly like the index it was saved from, rebuild a bad block through the callback, and decode
+// safely while other threads search.
+Bm25Index lazy_source() {
+  Bm25Index index;
+  for (std::uint64_t i = 1; i <= 600; ++i)
+    index.add(std::uint32_t(i % 6), i, "word" + std::to_string(i % 17) + " common text " + std::to_string(i % 5));
+  return index;
+}
+
+bool same_hits(const std::vector<LexHit>& a, const std::vector<LexHit>& b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (a[i].id != b[i].id || a[i].score != b[i].score) return false;
+  return true;
+}
+
+void test_bm25_lazy_open() {
+  const Bm25Index source = lazy_source();
+  auto image = std::make_shared<const std::string>(source.serialize());
+  {
+    Bm25Index lazy = Bm25Index::open(image, *image);
+    CHECK(lazy.size() == source.size() && lazy.partitions() == source.partitions());
+    CHECK(lazy.partition_size(3) == source.partition_size(3));
+    CHECK(lazy.serialize() == *image);  // undecoded blocks are copied
+    for (std::uint32_t p = 0; p < 6; ++p)
+      CHECK(same_hits(lazy.search(p, "word3 common 2", 20), source.search(p, "word3 common 2", 20)));
+    CHECK(lazy.serialize() == *image);  // decoded blocks re-encode to the same bytes
+  }
+  {
+    // Writes to partitions never searched.
+    Bm25Index lazy = Bm25Index::open(image, *image);
+    Bm25Index plain = Bm25Index::deserialize(*image);
+    for (Bm25Index* x : {&lazy, &plain}) {
+      x->add(2, 1000, "zebra word3");
+      x->add(1, 7, "moved and rewritten");  // id 7 lives in partition 1
+      CHECK(x->remove(14, 2));
+      CHECK(x->remove(15));  // no hint: found by its id range
+      CHECK(!x->remove(99999));
+      x->drop_partition(4);
+    }
+    CHECK(lazy.contains(20) && !lazy.contains(14) && !lazy.contains(4));
+    CHECK(lazy.size() == plain.size());
+    CHECK(lazy.serialize() == plain.serialize());
+  }
+  {
+    // A damaged block: rebuilt by the callback (here from the source index's own texts), or an error.
+    std::string bad = *image;
+    bad[bad.size() - 20] = char(bad[bad.size() - 20] ^ 0x04);  // inside the last partition's block
+    auto bad_image = std::make_shared<const std::string>(bad);
+    CHECK(throws<CorruptData>([&] { Bm25Index::deserialize(bad); }));
+    Bm25Index strict = Bm25Index::open(bad_image, *bad_image);
+    CHECK(same_hits(strict.search(0, "word3", 10), source.search(0, "word3", 10)));
+    CHECK(throws<CorruptData>([&] { strict.search(5, "word3", 10); }));
+    int rebuilt = 0;
+    Bm25Index lazy = Bm25Index::open(bad_image, *bad_image, [&](std::uint32_t p, const Bm25Index::AddDoc& add) {
+      ++rebuilt;
+      for (std::uint64_t i = 1; i <= 600; ++i)
+        if (i % 6 == p) add(i, "word" + std::to_string(i % 17) + " common text " + std::to_string(i % 5));
+    });
+    CHECK(same_hits(lazy.search(5, "word3 common", 50), source.search(5, "word3 common", 50)));
+    CHECK(rebuilt == 1 && lazy.serialize() == *image);
+  }
+  {
+    std::string bad = *image;
+    bad[30] = char(bad[30] ^ 0x01);  // the header: refused at open
+    CHECK(throws<CorruptData>([&] { Bm25Index::open(image, bad); }));
+  }
+  {
+    // Concurrent first searches of several partitions decode each once and agree with the source.
+    Bm25Index lazy = Bm25Index::open(image, *image);
+    std::atomic<int> mismatches{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t)
+      threads.emplace_back([&, t] {
+        for (int r = 0; r < 30; ++r) {
+          const std::uint32_t p = std::uint32_t((t + r) % 6);
+          if (!same_hits(lazy.search(p, "word5 text", 15), source.search(p, "word5 text", 15))) ++mismatches;
+          if (lazy.size() != source.size()) ++mismatches;
+        }
+      });
+    for (auto& th : threads) th.join();
+    CHECK(mismatches.load() == 0);
+  }
+}
+
 void test_estimator() {
   CHECK(estimate_tokens("") == 0);
   CHECK(estimate_tokens("Hello world") == 2);
@@ -143,6 +230,7 @@ int run_text_tests() {
   test_tokenizer();
   test_bm25_basics();
   test_bm25_snapshot();
+  test_bm25_lazy_open();
   test_bm25_concurrent_searches();
   test_estimator();
   std::printf("text tests: %s (%d failures)\n", failures ? "FAILED" : "ok", failures);
