@@ -110,3 +110,57 @@ def test_reader_adopts_a_map_grown_by_another_process(tmp_path):
     assert w.exitcode == 0 and r.exitcode == 0
     assert errors == []
     assert records == 1800
+
+
+BASE = 400  # records already in the namespace: the readers' searches go through its scan copies
+
+
+def copies_writer(path: str, q, ready) -> None:
+    with Memory(path, dim=8) as m:
+        base_ids = m.add_many([{"text": f"base {i}", "namespace": "c", "vector": vec(1000 + i)} for i in range(BASE)])
+        q.put(("ready", None, None))
+        ready.wait()  # the reader has searched once: its copies of "c" are built
+        for i in range(20):
+            rid = m.add(f"new {i}", namespace="c", vector=vec(i))
+            q.put(("added", rid, i))
+            m.update(base_ids[i], vector=vec(5000 + i))  # a replaced vector
+            q.put(("replaced", base_ids[i], 5000 + i))
+            m.delete(base_ids[100 + i])
+            q.put(("deleted", base_ids[100 + i], 1000 + 100 + i))
+        q.put(None)
+
+
+def copies_reader(path: str, q, results, ready) -> None:
+    errors = []
+    assert q.get()[0] == "ready"
+    with Memory(path, readonly=True) as m:
+        m.recall(vector=vec(0), k=5, namespace="c", mode="vector")  # builds the copies
+        ready.wait()
+        while (item := q.get()) is not None:
+            what, rid, seed = item
+            # The first call after the commit must see it, through copies built before the commit.
+            top = m.recall(vector=vec(seed), k=1, namespace="c", mode="vector")
+            if what in ("added", "replaced") and (not top or top[0].id != rid):
+                errors.append(f"{what} {rid}: top hit {top}")
+            if what == "deleted" and top and top[0].id == rid:
+                errors.append(f"deleted {rid} still found")
+        results.put((m.verify(), m.stats()["scan_cache"]["namespaces"], errors))
+
+
+@pytest.mark.slow
+def test_scan_copies_follow_writes_of_another_process(tmp_path):
+    path = str(tmp_path / "store")
+    Memory(path, dim=8).close()
+    ctx = mp.get_context("spawn")
+    q, results, ready = ctx.Queue(), ctx.Queue(), ctx.Barrier(2)
+    r = ctx.Process(target=copies_reader, args=(path, q, results, ready))
+    w = ctx.Process(target=copies_writer, args=(path, q, ready))
+    r.start()
+    w.start()
+    w.join(120)
+    check, namespaces, errors = results.get(timeout=120)
+    r.join(30)
+    assert w.exitcode == 0 and r.exitcode == 0
+    assert errors == []
+    assert namespaces == 1
+    assert all(v == 0 for k, v in check.items() if k != "lmdb_records"), check

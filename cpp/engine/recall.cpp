@@ -137,8 +137,9 @@ std::vector<RecallResult> Memory::recall(const RecallQuery& q) {
   std::vector<hnsw::Hit> vhits;
   std::vector<text::LexHit> lhits;
   if (want_vec) {
-    // Plan by the namespace's size: a small one becomes an allow-list (the index scans it exactly
-    // when it is below its measured threshold); a large one is filtered during the graph walk.
+    // Plan by the namespace's size: a small or mid-sized one is scanned exactly (a tiny one through
+    // an allow-list into the index, the rest through its dense copies); a large one is filtered
+    // during the graph walk.
     std::vector<std::uint64_t>& allowed = sc.allowed;
     allowed.clear();
     auto it = ns_ids_.find(pred.ns);
@@ -147,8 +148,8 @@ std::vector<RecallResult> Memory::recall(const RecallQuery& q) {
       if (ns_size > ncand + 32 && ns_vecs_) {
         // The namespace's dense copies (engine/namespace_vectors.h), which hold the pending tail's
         // vectors too: int8 estimates rank the rows; the head of the ranking, enough for the k
-        // results, is re-scored from f32.
-        // Built from LMDB's vectors, as written (the graph may hold normalised copies).
+        // results, is re-scored from f32. Built on first use from LMDB's vectors as written (the
+        // graph may hold normalised copies), so verify() can compare them bit for bit.
         auto source = [&](std::vector<std::uint64_t>& ids, std::vector<float>& vecs) {
           for (auto id : it->second) {
             std::string_view vb;
