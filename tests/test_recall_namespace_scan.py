@@ -105,7 +105,10 @@ def test_writes_deletes_and_replaced_vectors_after_the_first_scan(tmp_path: Path
     m, oracle, rng = build(tmp_path / "s", "cosine", seed=2)
     with m:
         q = unit(rng, 1)[0]
-        check_exact(m, oracle, q, "ns0", 10)  # builds the namespace's copies
+        check_exact(m, oracle, q, "ns0", 10)  # the first search scans the index's vectors
+        assert m.stats()["scan_cache"]["namespaces"] == 0
+        check_exact(m, oracle, q, "ns0", 10)  # the second builds the namespace's copies
+        assert m.stats()["scan_cache"]["namespaces"] == 1
         # Deleting the current best rows: they must leave the copies.
         gone = [h.id for h in m.recall(vector=q, namespace="ns0", k=5, mode="vector", now=NOW)]
         m.delete(gone)

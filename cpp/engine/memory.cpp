@@ -9,6 +9,7 @@
 
 #include "common/errors.h"
 #include "engine/keys.h"
+#include "simd/dispatch.h"
 #include "storage/keys.h"
 
 namespace recallcore::engine {
@@ -942,14 +943,22 @@ Memory::Consistency Memory::verify() {
     if (!pend_pos_.count(id)) ++in_index;
   if (in_index > with_vector - c.missing_vectors) c.extra_vectors = in_index - (with_vector - c.missing_vectors);
   if (ns_vecs_) {
-    // The scan copies must hold exactly the live vectors of their namespace, bit for bit as in LMDB.
+    // The scan copies must hold exactly the live vectors of their namespace, as in LMDB: bit for bit,
+    // or for cosine the same direction (the graph keeps cosine vectors normalised, and a copy may
+    // come from there or from the write itself).
     std::unordered_map<std::uint32_t, std::size_t> held;
+    std::vector<float> stored(dim_);
     ns_vecs_->visit([&](std::uint32_t ns, std::uint64_t id, const float* copy) {
       ++held[ns];
       std::string_view vb;
-      const bool ok = id < rows_.size() && rows_[id].live && rows_[id].h.ns == ns &&
-                      (rows_[id].h.flags & kHasVector) && reader.txn().get(vectors_, id_key(id), &vb) &&
-                      vb.size() == dim_ * sizeof(float) && std::memcmp(vb.data(), copy, vb.size()) == 0;
+      bool ok = id < rows_.size() && rows_[id].live && rows_[id].h.ns == ns && (rows_[id].h.flags & kHasVector) &&
+                reader.txn().get(vectors_, id_key(id), &vb) && vb.size() == dim_ * sizeof(float);
+      if (ok && std::memcmp(vb.data(), copy, vb.size()) != 0) {
+        std::memcpy(stored.data(), vb.data(), vb.size());
+        const auto& kt = simd::active();
+        ok = metric_id_ == simd::Metric::cosine &&
+             kt.f32[int(simd::Metric::cosine)](stored.data(), copy, dim_) <= 1e-5f;
+      }
       c.scan_copy_mismatches += !ok;
     });
     for (const auto& [ns, n] : held) {

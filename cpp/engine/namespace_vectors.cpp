@@ -16,9 +16,8 @@ constexpr std::size_t kChunk = 256;  // rows per block-kernel call (a stack buff
 constexpr std::size_t kMargin = 32;
 
 void normalise(const float* v, std::size_t dim, float* out) {
-  double n2 = 0;
-  for (std::size_t i = 0; i < dim; ++i) n2 += double(v[i]) * v[i];
-  const float inv = n2 > 0 ? float(1.0 / std::sqrt(n2)) : 0.0f;
+  float n2 = simd::active().f32[int(simd::Metric::ip)](v, v, dim);
+  const float inv = n2 > 0 ? 1.0f / std::sqrt(n2) : 0.0f;
   for (std::size_t i = 0; i < dim; ++i) out[i] = v[i] * inv;
 }
 }  // namespace
@@ -64,11 +63,11 @@ void NamespaceVectors::evict_beyond_budget(std::uint32_t keep_ns) {
   }
 }
 
-void NamespaceVectors::search(std::uint32_t ns, const float* query, std::size_t k, std::size_t exact,
+bool NamespaceVectors::search(std::uint32_t ns, const float* query, std::size_t k, std::size_t exact,
                               const RowFilter& filter, const Source& source,
                               std::vector<hnsw::Hit>& out) {
   out.clear();
-  if (k == 0) return;
+  if (k == 0) return true;
   exact = std::min(exact, k);
   const std::size_t keep = std::max(k, exact + kMargin);
   // Held for the whole search: a block evicted meanwhile (by another search building one) stays
@@ -79,6 +78,11 @@ void NamespaceVectors::search(std::uint32_t ns, const float* query, std::size_t 
     auto it = blocks_.find(ns);
     if (it != blocks_.end()) {
       b = it->second;
+    } else if (requested_.insert(ns).second) {
+      // First request: not built. Building reads every vector of the namespace (~5 ms for 1,000
+      // in a fresh process, mostly page faults), which would land on a cold open's first query
+      // and on namespaces searched once; the caller scans the index's copies this time.
+      return false;
     } else {
       b = std::make_shared<Block>();
       source(b->ids, b->vecs);
@@ -95,7 +99,7 @@ void NamespaceVectors::search(std::uint32_t ns, const float* query, std::size_t 
     b->last_used = ++clock_;
   }
   const std::size_t n = b->ids.size();
-  if (n == 0) return;
+  if (n == 0) return true;
 
   thread_local std::vector<float> q;
   thread_local std::vector<Candidate> heap;
@@ -159,6 +163,7 @@ void NamespaceVectors::search(std::uint32_t ns, const float* query, std::size_t 
     out.push_back({b->ids[heap[i].pos()], floor});
   }
   if (out.size() > k) out.resize(k);
+  return true;
 }
 
 void NamespaceVectors::put(std::uint32_t ns, std::uint64_t id, const float* v) {
@@ -225,6 +230,7 @@ void NamespaceVectors::compact(Block& b) const {
 void NamespaceVectors::clear() {
   std::lock_guard g(mu_);
   blocks_.clear();
+  requested_.clear();
   bytes_ = 0;
 }
 

@@ -22,6 +22,7 @@
 #include <memory>
 #include <mutex>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "hnsw/index.h"
@@ -52,8 +53,10 @@ class NamespaceVectors {
   // `exact` carry the store's distances (as the vector index reports them): the `exact` + a margin
   // best int8 estimates re-scored from f32. The rest follow in estimate order with estimated
   // distances (within ~1e-3 of a cosine), never below the last exact one. `filter` is asked only
-  // about rows whose estimate would enter the current best `k`.
-  void search(std::uint32_t ns, const float* query, std::size_t k, std::size_t exact, const RowFilter& filter,
+  // about rows whose estimate would enter the current best `k`. Returns false, doing nothing, on a
+  // namespace's first request: copies are built from its second search on (a namespace searched
+  // once, like the first query after a cold open, does not pay for building them).
+  bool search(std::uint32_t ns, const float* query, std::size_t k, std::size_t exact, const RowFilter& filter,
               const Source& source, std::vector<hnsw::Hit>& out);
 
   // Writers (state lock held exclusively). A namespace not built yet ignores them: it reads the
@@ -109,6 +112,7 @@ class NamespaceVectors {
   std::size_t budget_;
   mutable std::mutex mu_;
   std::unordered_map<std::uint32_t, std::shared_ptr<Block>> blocks_;
+  std::unordered_set<std::uint32_t> requested_;  // namespaces searched at least once
   std::size_t bytes_ = 0, evictions_ = 0;
   std::uint64_t clock_ = 0;
 };

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
-#include <cstring>
 #include <limits>
 #include <unordered_set>
 
@@ -145,24 +144,25 @@ std::vector<RecallResult> Memory::recall(const RecallQuery& q) {
     auto it = ns_ids_.find(pred.ns);
     const std::size_t ns_size = it == ns_ids_.end() ? 0 : it->second.size();
     if (ns_size <= 4 * vec_->exact_scan_threshold() + 1024) {
+      bool done = false;
       if (ns_size > ncand + 32 && ns_vecs_) {
         // The namespace's dense copies (engine/namespace_vectors.h), which hold the pending tail's
         // vectors too: int8 estimates rank the rows; the head of the ranking, enough for the k
-        // results, is re-scored from f32. Built on first use from LMDB's vectors as written (the
-        // graph may hold normalised copies), so verify() can compare them bit for bit.
+        // results, is re-scored from f32. Built from the vectors the derived state holds (the
+        // namespace's first search, by the path below, has just paged them in).
         auto source = [&](std::vector<std::uint64_t>& ids, std::vector<float>& vecs) {
+          ids.reserve(it->second.size());
+          vecs.reserve(it->second.size() * dim_);
           for (auto id : it->second) {
-            std::string_view vb;
-            if (!rows_[id].live || !(rows_[id].h.flags & kHasVector) || !txn.get(vectors_, storage::id_key(id), &vb) ||
-                vb.size() != dim_ * sizeof(float))
-              continue;
+            if (!rows_[id].live || !(rows_[id].h.flags & kHasVector)) continue;
             vecs.resize((ids.size() + 1) * dim_);
-            std::memcpy(vecs.data() + ids.size() * dim_, vb.data(), vb.size());
-            ids.push_back(id);
+            if (vector_of(id, vecs.data() + ids.size() * dim_)) ids.push_back(id);
           }
+          vecs.resize(ids.size() * dim_);
         };
-        ns_vecs_->search(pred.ns, q.vector, ncand, q.k, pred, source, vhits);
-      } else {
+        done = ns_vecs_->search(pred.ns, q.vector, ncand, q.k, pred, source, vhits);
+      }
+      if (!done) {
         if (it != ns_ids_.end())
           for (auto id : it->second)
             if ((rows_[id].h.flags & kHasVector) && pred.allows(id)) allowed.push_back(id);

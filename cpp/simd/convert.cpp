@@ -65,17 +65,26 @@ void decode_f16(const std::uint16_t* h, std::size_t dim, float* out) {
 }
 
 float encode_i8(const float* x, std::size_t dim, std::int8_t* out) {
+  // Plain comparisons and the 1.5 * 2^23 rounding trick instead of std::fmax / std::nearbyint: in
+  // baseline x86-64 code those are libm calls per element (half the cost of building a namespace's
+  // scan copies). Same results for finite input, which is all the index and the store accept:
+  // adding and subtracting 1.5 * 2^23 rounds |v| < 2^22 to the nearest integer, ties to even, as
+  // nearbyint does in the default rounding mode.
   float amax = 0.0f;
-  for (std::size_t i = 0; i < dim; ++i) amax = std::fmax(amax, std::fabs(x[i]));
+  for (std::size_t i = 0; i < dim; ++i) {
+    const float a = std::fabs(x[i]);
+    amax = a > amax ? a : amax;
+  }
   if (amax == 0.0f) {
     std::memset(out, 0, dim);
     return 0.0f;
   }
   const float scale = amax / 127.0f;
   const float inv = 127.0f / amax;
+  constexpr float kRound = 12582912.0f;  // 1.5 * 2^23
   for (std::size_t i = 0; i < dim; ++i) {
-    float c = std::nearbyint(x[i] * inv);
-    c = std::fmin(127.0f, std::fmax(-127.0f, c));
+    float c = (x[i] * inv + kRound) - kRound;
+    c = c < -127.0f ? -127.0f : (c > 127.0f ? 127.0f : c);
     out[i] = std::int8_t(c);
   }
   return scale;
