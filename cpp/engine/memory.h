@@ -274,7 +274,7 @@ class Memory {
   RowTable rows_;                    // by record id
   std::unordered_map<std::uint32_t, std::vector<std::uint64_t>> ns_ids_;
   std::unique_ptr<hnsw::Index> vec_;  // vectors of live records (dim > 0)
-  // Dense per-namespace copies of the vectors for the exact path (built on a namespace's first search).
+  // Dense per-namespace copies of the vectors for the exact path (built on a namespace's second search).
   std::unique_ptr<NamespaceVectors> ns_vecs_;
   std::unique_ptr<text::Bm25Index> lex_;  // text + entity names of live records, one partition per namespace
   // A snapshot's lexical index is opened lazily (text/bm25.h: each namespace's partition is decoded on

@@ -8,12 +8,12 @@
 // ranking is re-scored exactly. Recall needs ~100 candidates for fusion but only the first few exact:
 // deeper ranks feed reciprocal-rank fusion, where an estimate's order is as good as the exact one.
 //
-// A namespace's copies are built on its first search (from the caller's vectors), so namespaces never
+// A namespace's copies are built on its second search (from the caller's vectors), so namespaces never
 // searched this way cost nothing, and kept current by the writers afterwards. They cost ~5 bytes per
 // dimension per vector (1.9 KB at 384-d); a byte budget bounds them, the least recently searched
-// namespaces dropped first. Threading: writers
-// (put/remove/clear) run with the store's state lock held exclusively; searches run under the shared
-// lock and may build a namespace concurrently with other searches (mu_ serialises the builds).
+// namespaces dropped first. Threading: writers (put/remove/clear) run with the store's state lock
+// held exclusively; searches run under the shared lock and may build a namespace concurrently with
+// other searches (mu_ serialises the builds).
 #pragma once
 
 #include <bit>
@@ -46,7 +46,7 @@ class NamespaceVectors {
   NamespaceVectors(std::size_t dim, simd::Metric metric, std::size_t budget)
       : dim_(dim), metric_(metric), budget_(budget) {}
 
-  // Fills the ids (ascending) and vectors of a namespace on its first search.
+  // Fills the ids (ascending) and vectors of a namespace when its copies are built.
   using Source = std::function<void(std::vector<std::uint64_t>& ids, std::vector<float>& vecs)>;
 
   // The `k` nearest rows of namespace `ns` among those `filter` admits, nearest first. The first

@@ -194,7 +194,7 @@ class Memory:
         readonly: open for reading only (other processes may write).
         durable: fsync every commit (default) or not.
         scan_cache_bytes: memory for the per-namespace vector copies that recall scans exactly
-            (int8 + f32, ~5 bytes per dimension per vector, built on a namespace's first search);
+            (int8 + f32, ~5 bytes per dimension per vector, built on a namespace's second search);
             beyond it the least recently searched namespaces are dropped and rebuilt when searched
             again. See ``stats()["scan_cache"]``.
 
