@@ -16,19 +16,15 @@ inline void copy_tail(const T* src, unsigned long n, T* dst, unsigned long width
 }
 
 // Sum over i of q[i]*v[i] (dot), (q[i]-v[i])^2 (l2) or both norms too (cosine), one pass.
-// Four independent accumulators: one FMA chain would wait on its own latency (4 cycles) every step;
-// four keep two FMA ports busy (at 384-d the dot went from latency- to throughput-bound).
 template <class T>
 inline void accumulate_dot(const float* q, const T* v, unsigned long dim, float* dot) {
   using V = typename Ops::V;
   constexpr unsigned long W = Ops::W;
-  V a0 = Ops::zero(), a1 = Ops::zero(), a2 = Ops::zero(), a3 = Ops::zero();
+  V a0 = Ops::zero(), a1 = Ops::zero();
   unsigned long i = 0;
-  for (; i + 4 * W <= dim; i += 4 * W) {
+  for (; i + 2 * W <= dim; i += 2 * W) {
     a0 = Ops::fma(Ops::load(q + i), Ops::load(v + i), a0);
     a1 = Ops::fma(Ops::load(q + i + W), Ops::load(v + i + W), a1);
-    a2 = Ops::fma(Ops::load(q + i + 2 * W), Ops::load(v + i + 2 * W), a2);
-    a3 = Ops::fma(Ops::load(q + i + 3 * W), Ops::load(v + i + 3 * W), a3);
   }
   for (; i + W <= dim; i += W) a0 = Ops::fma(Ops::load(q + i), Ops::load(v + i), a0);
   if (i < dim) {
@@ -36,26 +32,22 @@ inline void accumulate_dot(const float* q, const T* v, unsigned long dim, float*
     T vt[W];
     copy_tail(q + i, dim - i, qt, W);
     copy_tail(v + i, dim - i, vt, W);
-    a1 = Ops::fma(Ops::load(qt), Ops::load(vt), a1);
+    a0 = Ops::fma(Ops::load(qt), Ops::load(vt), a0);
   }
-  *dot = Ops::hsum(Ops::add(Ops::add(a0, a1), Ops::add(a2, a3)));
+  *dot = Ops::hsum(Ops::add(a0, a1));
 }
 
 template <class T>
 inline float accumulate_l2(const float* q, const T* v, unsigned long dim) {
   using V = typename Ops::V;
   constexpr unsigned long W = Ops::W;
-  V a0 = Ops::zero(), a1 = Ops::zero(), a2 = Ops::zero(), a3 = Ops::zero();
+  V a0 = Ops::zero(), a1 = Ops::zero();
   unsigned long i = 0;
-  for (; i + 4 * W <= dim; i += 4 * W) {
+  for (; i + 2 * W <= dim; i += 2 * W) {
     V d0 = Ops::sub(Ops::load(q + i), Ops::load(v + i));
     V d1 = Ops::sub(Ops::load(q + i + W), Ops::load(v + i + W));
-    V d2 = Ops::sub(Ops::load(q + i + 2 * W), Ops::load(v + i + 2 * W));
-    V d3 = Ops::sub(Ops::load(q + i + 3 * W), Ops::load(v + i + 3 * W));
     a0 = Ops::fma(d0, d0, a0);
     a1 = Ops::fma(d1, d1, a1);
-    a2 = Ops::fma(d2, d2, a2);
-    a3 = Ops::fma(d3, d3, a3);
   }
   for (; i + W <= dim; i += W) {
     V d = Ops::sub(Ops::load(q + i), Ops::load(v + i));
@@ -67,32 +59,22 @@ inline float accumulate_l2(const float* q, const T* v, unsigned long dim) {
     copy_tail(q + i, dim - i, qt, W);
     copy_tail(v + i, dim - i, vt, W);
     V d = Ops::sub(Ops::load(qt), Ops::load(vt));
-    a1 = Ops::fma(d, d, a1);
+    a0 = Ops::fma(d, d, a0);
   }
-  return Ops::hsum(Ops::add(Ops::add(a0, a1), Ops::add(a2, a3)));
+  return Ops::hsum(Ops::add(a0, a1));
 }
 
 template <class T>
 inline void accumulate_cos(const float* q, const T* v, unsigned long dim, float* dot, float* qq, float* vv) {
   using V = typename Ops::V;
   constexpr unsigned long W = Ops::W;
-  V d0 = Ops::zero(), q0 = Ops::zero(), v0 = Ops::zero(), d1 = Ops::zero(), q1 = Ops::zero(), v1 = Ops::zero();
+  V d = Ops::zero(), nq = Ops::zero(), nv = Ops::zero();
   unsigned long i = 0;
-  for (; i + 2 * W <= dim; i += 2 * W) {  // two sets of chains, as in accumulate_dot
-    V x = Ops::load(q + i), y = Ops::load(v + i);
-    V x1 = Ops::load(q + i + W), y1 = Ops::load(v + i + W);
-    d0 = Ops::fma(x, y, d0);
-    q0 = Ops::fma(x, x, q0);
-    v0 = Ops::fma(y, y, v0);
-    d1 = Ops::fma(x1, y1, d1);
-    q1 = Ops::fma(x1, x1, q1);
-    v1 = Ops::fma(y1, y1, v1);
-  }
   for (; i + W <= dim; i += W) {
     V x = Ops::load(q + i), y = Ops::load(v + i);
-    d0 = Ops::fma(x, y, d0);
-    q0 = Ops::fma(x, x, q0);
-    v0 = Ops::fma(y, y, v0);
+    d = Ops::fma(x, y, d);
+    nq = Ops::fma(x, x, nq);
+    nv = Ops::fma(y, y, nv);
   }
   if (i < dim) {
     float qt[W];
@@ -100,13 +82,13 @@ inline void accumulate_cos(const float* q, const T* v, unsigned long dim, float*
     copy_tail(q + i, dim - i, qt, W);
     copy_tail(v + i, dim - i, vt, W);
     V x = Ops::load(qt), y = Ops::load(vt);
-    d1 = Ops::fma(x, y, d1);
-    q1 = Ops::fma(x, x, q1);
-    v1 = Ops::fma(y, y, v1);
+    d = Ops::fma(x, y, d);
+    nq = Ops::fma(x, x, nq);
+    nv = Ops::fma(y, y, nv);
   }
-  *dot = Ops::hsum(Ops::add(d0, d1));
-  *qq = Ops::hsum(Ops::add(q0, q1));
-  *vv = Ops::hsum(Ops::add(v0, v1));
+  *dot = Ops::hsum(d);
+  *qq = Ops::hsum(nq);
+  *vv = Ops::hsum(nv);
 }
 
 inline float cosine_distance(float dot, float qq, float vv) {
