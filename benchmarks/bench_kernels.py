@@ -1,6 +1,8 @@
 """SIMD kernel benchmark: one query against 100,000 x 384 float32 vectors (squared L2, inner product,
 cosine) per SIMD level, against numpy, in GB/s of vectors streamed, next to the machine's measured
-memory bandwidth (a large numpy copy, read + write bytes).
+memory bandwidth (a large numpy copy, read + write bytes). Then the same kernels on 2,000 rows that
+stay in cache, one call per row (``block=False``: how a graph walk or a re-rank calls them), in ns
+per row: there the arithmetic, not the memory, is the limit.
 
     python benchmarks/bench_kernels.py              # a table
     pytest benchmarks/bench_kernels.py              # the same cases under pytest-benchmark
@@ -66,6 +68,15 @@ def main() -> None:
                       f"{t_np / t:8.2f}x")
 
 
+def in_cache() -> None:
+    hot = BASE[:2000].copy()
+    print(f"\n1 query x {len(hot):,} x {DIM} vectors in cache, one kernel call per row: ns per row")
+    for metric in ("l2", "ip", "cosine"):
+        for level in _core.simd_levels():
+            t = best_of(lambda: _core.distances(QUERY, hot, metric, level=level, block=False), repeat=50)  # noqa: B023
+            print(f"{level + ' f32 ' + metric:34s} {t / len(hot) * 1e9:8.1f}")
+
+
 @pytest.mark.parametrize("level", _core.simd_levels())
 @pytest.mark.parametrize("storage", ["f32", "f16", "i8"])
 def test_kernel_l2(benchmark, level, storage):
@@ -79,3 +90,4 @@ def test_numpy_l2(benchmark):
 
 if __name__ == "__main__":
     main()
+    in_cache()
