@@ -173,3 +173,12 @@ def test_item_dates_match_python_utc_dates(tmp_path):
         got = [i.text.split(" ")[0] for i in ctx.manifest]
         want = sorted(datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d") for ts in stamps)
         assert got == want
+
+
+def test_render_follows_the_requested_format(mem):
+    as_text = mem.context("trip", budget=300, namespace="u", session="s3")
+    as_messages = mem.context("trip", budget=300, namespace="u", session="s3", format="messages")
+    assert as_text.render() == as_text.text
+    assert as_text.render(system="Be brief.") == "Be brief.\n" + as_text.text
+    assert as_messages.render() == as_messages.messages()
+    assert as_messages.render(system="Be brief.")[0]["content"].startswith("Be brief.\n")

@@ -72,15 +72,16 @@ class Context:
             print(item.position, item.section, item.fidelity, item.tokens, item.id)
     """
 
-    __slots__ = ("_raw", "_items", "_dropped", "tokens", "budget", "separator")
+    __slots__ = ("_raw", "_items", "_dropped", "tokens", "budget", "separator", "format")
 
-    def __init__(self, raw: Any, budget: int, separator: str = SEPARATOR) -> None:
+    def __init__(self, raw: Any, budget: int, separator: str = SEPARATOR, format: str = "text") -> None:
         self._raw = raw  # _core.ContextResult, or None for an empty context
         self._items: Optional[tuple[ContextItem, ...]] = None
         self._dropped: Optional[tuple[DroppedContextItem, ...]] = None
         self.tokens: int = int(raw.tokens) if raw is not None else 0
         self.budget = budget
         self.separator = separator
+        self.format = format  # what render() returns: "text" or "messages"
 
     @property
     def items(self) -> tuple[ContextItem, ...]:
@@ -107,6 +108,13 @@ class Context:
     @property
     def text(self) -> str:
         return self._raw.text if self._raw is not None else ""
+
+    def render(self, *, system: Optional[str] = None) -> Any:
+        """The context in the form asked for with ``Memory.context(format=...)``: ``text`` (a str,
+        ``system`` prepended on its own line when given) or ``messages()``."""
+        if self.format == "messages":
+            return self.messages(system=system)
+        return f"{system}\n{self.text}" if system else self.text
 
     def messages(self, *, system: Optional[str] = None) -> list[dict[str, str]]:
         """Chat messages in the usual ``{"role", "content"}`` form: one system message holding the
@@ -144,7 +152,7 @@ def _date(ts: float) -> str:
 def build_context(memory: Memory, query: Optional[str], *, budget: int, vector: Any, namespace: str,
                   session: Optional[str], recent_turns: int, pinned: Iterable[str], k: int, order: str,
                   template: Optional[str], as_of: Any, include_history: bool, now: float,
-                  recall_kwargs: dict[str, Any]) -> Context:
+                  recall_kwargs: dict[str, Any], format: str = "text") -> Context:
     pinned = tuple(pinned)
     args = memory._recall_args(query, vector=vector, namespace=namespace, k=k, as_of=as_of,
                                include_history=include_history, now=now, allow_empty=True,
@@ -165,4 +173,4 @@ def build_context(memory: Memory, query: Optional[str], *, budget: int, vector: 
                                    session=record.session or "", date=_date(record.ts), time=record.time,
                                    id=record.id, section=section, namespace=record.namespace)
     raw = memory._store.context(args, count, render)
-    return Context(raw if len(raw) else None, budget)
+    return Context(raw if len(raw) else None, budget, format=format)

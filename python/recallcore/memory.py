@@ -632,9 +632,12 @@ class Memory:
         Assembles the namespace's state and pinned kinds (pinned), the session's last
         ``recent_turns`` turns (in time order, at the end), and the ``k`` memories recalled for
         ``query`` (best first and last, least important in the middle with ``order="edges"``), choosing
-        full text or summary per item (see :mod:`recallcore.context`). ``format`` only picks what
-        ``Context.render()``-style consumers use first; both ``.text`` and ``.messages()`` are always
-        available. ``template`` is a ``str.format`` template per record with fields text, role, kind,
+        full text or summary per item (see :mod:`recallcore.context`). ``format`` picks what
+        ``Context.render()`` returns (``.text`` or ``.messages()``; both are always available). The
+        budget holds for ``.text`` as the store's counter counts it; ``.messages()`` carries the same
+        items (recent turns as their own messages, without the date prefix, the rest in one system
+        message under a one-line header), not counting a chat template's per-message tokens.
+        ``template`` is a ``str.format`` template per record with fields text, role, kind,
         session, date, time, id, section, namespace.
 
         >>> import tempfile, recallcore
@@ -670,7 +673,7 @@ class Memory:
                              recent_turns=recent_turns, pinned=tuple(pinned), k=k, order=order, template=template,
                              as_of=None if as_of is None else to_unix(as_of, name="as_of"),
                              include_history=include_history, now=to_unix(now, name="now"),
-                             recall_kwargs=recall_kwargs)
+                             recall_kwargs=recall_kwargs, format=format)
 
     # -- maintenance ---------------------------------------------------------------------------
     def checkpoint(self) -> None:
