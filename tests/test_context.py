@@ -182,3 +182,12 @@ def test_render_follows_the_requested_format(mem):
     assert as_text.render(system="Be brief.") == "Be brief.\n" + as_text.text
     assert as_messages.render() == as_messages.messages()
     assert as_messages.render(system="Be brief.")[0]["content"].startswith("Be brief.\n")
+
+
+def test_recent_turns_are_found_behind_many_newer_non_turn_records(tmp_path):
+    with Memory(tmp_path / "s") as m:
+        turns = [m.add(f"turn {i}", namespace="u", session="s", role="user", ts=10 + i) for i in range(3)]
+        for i in range(30):  # newer records of another kind in the same session
+            m.add(f"fact {i}", namespace="u", session="s", kind="fact", ts=100 + i)
+        ctx = m.context(budget=500, namespace="u", session="s", recent_turns=3, pinned=())
+        assert [i.id for i in ctx.manifest if i.section == "recent"] == turns

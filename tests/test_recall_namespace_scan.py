@@ -179,3 +179,38 @@ def test_copies_beyond_the_budget_are_evicted_and_rebuilt_exactly(tmp_path: Path
         cache = m.stats()["scan_cache"]
         assert cache["evictions"] >= 6 and cache["namespaces"] >= 1
         assert cache["bytes"] <= cache["budget"] or cache["namespaces"] == 1
+
+
+def test_validity_archive_and_expiry_after_the_copies_are_built(tmp_path: Path) -> None:
+    """A plain query (no session/kind/time/entity filter) reads validity, archive and expiry from the
+    copies' mirror of the headers: changes made after the copies were built must reach it."""
+    rng = np.random.default_rng(6)
+    with recallcore.Memory(tmp_path / "s", dim=DIM, durable=False) as m:
+        vecs = unit(rng, PER_NS)
+        ids = m.add_many([{"text": f"r{i}", "namespace": "v", "vector": vecs[i], "ts": NOW - 1000 + i}
+                          for i in range(PER_NS)])
+        target = vecs[5]
+        for _ in range(2):  # the second search builds the copies
+            assert m.recall(vector=target, namespace="v", k=1, mode="vector", now=NOW)[0].id == ids[5]
+        assert m.stats()["scan_cache"]["namespaces"] == 1
+
+        # Superseded: gone from a query now, present as of before, and with history.
+        new_id = m.supersede(ids[5], "r5 v2", namespace="v", vector=vecs[6] * -1, ts=NOW - 10)
+        top = m.recall(vector=target, namespace="v", k=3, mode="vector", now=NOW)
+        assert ids[5] not in [h.id for h in top]
+        assert m.recall(vector=target, namespace="v", k=1, mode="vector", now=NOW, as_of=NOW - 100)[0].id == ids[5]
+        hist = m.recall(vector=target, namespace="v", k=1, mode="vector", now=NOW, include_history=True)
+        assert hist[0].id == ids[5] and new_id in ids + [new_id]
+
+        # Archived: hidden unless asked for.
+        m.update(ids[7], archived=True)
+        assert ids[7] not in [h.id for h in m.recall(vector=vecs[7], namespace="v", k=3, mode="vector", now=NOW)]
+        got = m.recall(vector=vecs[7], namespace="v", k=1, mode="vector", now=NOW, include_archived=True)
+        assert got[0].id == ids[7]
+
+        # Expiry: a ttl set later takes the record out once it has passed.
+        m.update(ids[9], ttl=60)
+        assert m.recall(vector=vecs[9], namespace="v", k=1, mode="vector")[0].id == ids[9]
+        later = m.recall(vector=vecs[9], namespace="v", k=3, mode="vector", now=NOW + 10 ** 9)
+        assert ids[9] not in [h.id for h in later]
+        assert m.verify()["scan_copy_mismatches"] == 0

@@ -125,10 +125,7 @@ ContextResult assemble_context(Memory& memory, const ContextRequest& req) {
   }
   // 3. the session's recent turns, oldest first
   if (req.recent_turns > 0) {
-    std::vector<RecordOut> recent;
-    for (auto& ro : memory.history(ns, req.session, req.recent_turns * 4, -INFINITY, INFINITY))
-      if (ro.kind == "turn" && !(ro.r.h.flags & kArchived) && !taken.count(ro.r.id)) recent.push_back(std::move(ro));
-    if (recent.size() > req.recent_turns) recent.erase(recent.begin(), recent.end() - long(req.recent_turns));
+    std::vector<RecordOut> recent = memory.recent_of_kind(ns, req.session, "turn", req.recent_turns, taken);
     SectionSpec s{"recent", false, 0, {}};
     const float n = float(std::max<std::size_t>(1, recent.size()));
     for (std::size_t i = 0; i < recent.size(); ++i) {

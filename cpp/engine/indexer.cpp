@@ -20,7 +20,7 @@ constexpr std::size_t kBatch = 256;
 }
 
 void Memory::queue_vector_locked(std::uint64_t id, std::uint64_t seq, const float* v) {
-  if (ns_vecs_) ns_vecs_->put(rows_[id].h.ns, id, v);
+  if (ns_vecs_) ns_vecs_->put(rows_[id].h.ns, id, v, rows_[id].h);
   auto it = pend_pos_.find(id);
   if (it != pend_pos_.end()) {
     pend_[it->second].seq = seq;

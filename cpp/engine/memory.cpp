@@ -452,7 +452,10 @@ void Memory::apply_locked(std::vector<Pending>& changes) {
     row.live = true;
     lexical().add(c.h.ns, c.id, c.text);
     // Vectors go to the pending tail: searchable now (exact scan), in the graph soon (indexer).
-    if (!c.vector.empty()) queue_vector_locked(c.id, c.seq, c.vector.data());
+    if (!c.vector.empty())
+      queue_vector_locked(c.id, c.seq, c.vector.data());
+    else if (ns_vecs_)
+      ns_vecs_->update_header(c.h.ns, c.id, c.h);  // validity, archive or expiry may have changed
   }
   if (!pend_.empty() || !graph_dead_.empty()) idx_cv_.notify_one();
   // Keep namespace id lists free of dead ids once they are mostly dead (amortised O(1)).
@@ -717,6 +720,43 @@ std::vector<RecordOut> Memory::history(const std::string& ns, const std::optiona
   return out;
 }
 
+std::vector<RecordOut> Memory::recent_of_kind(const std::string& ns, const std::optional<std::string>& session,
+                                              const std::string& kind, std::size_t n,
+                                              const std::unordered_set<std::uint64_t>& skip) {
+  ensure_open();
+  storage::Env::Reader reader(*env_);
+  Txn& txn = reader.txn();
+  std::vector<RecordOut> out;
+  const std::uint32_t nsid = names_->find(txn, NameKind::ns, ns);
+  const std::uint32_t kid = names_->find(txn, NameKind::kind, kind);
+  if (nsid == 0 || kid == 0 || n == 0) return out;
+  std::string prefix = ns_prefix(nsid);
+  MDB_dbi dbi = by_ns_;
+  if (session) {
+    const std::uint32_t sid = names_->find(txn, NameKind::session, *session);
+    if (sid == 0) return out;
+    put_be32(prefix, sid);
+    dbi = by_session_;
+  }
+  const std::size_t tpos = prefix.size();
+  storage::Cursor cur(txn, dbi);
+  std::string end = prefix;
+  put_be64(end, time_key(kForever));
+  bool ok = cur.seek(end);
+  ok = ok ? cur.prev() : cur.last();
+  // Newest first; only the header is decoded until a record qualifies.
+  for (; ok && starts_with(cur.key(), prefix) && out.size() < n; ok = cur.prev()) {
+    const std::uint64_t id = get_be64(cur.key(), tpos + 8);
+    std::string_view bytes;
+    if (skip.count(id) || !txn.get(records_, id_key(id), &bytes)) continue;
+    const RecordHeader h = decode_header(bytes);
+    if (h.kind != kid || (h.flags & kArchived)) continue;
+    out.push_back(resolve(txn, decode_record(id, bytes)));
+  }
+  std::reverse(out.begin(), out.end());
+  return out;
+}
+
 ListPage Memory::list(const std::string& ns, const std::optional<std::string>& kind, double since, double until,
                       std::size_t limit, const std::string& cursor) {
   ensure_open();
@@ -948,11 +988,16 @@ Memory::Consistency Memory::verify() {
     // come from there or from the write itself).
     std::unordered_map<std::uint32_t, std::size_t> held;
     std::vector<float> stored(dim_);
-    ns_vecs_->visit([&](std::uint32_t ns, std::uint64_t id, const float* copy) {
+    ns_vecs_->visit([&](std::uint32_t ns, std::uint64_t id, const float* copy, const NamespaceVectors::Mirror& m) {
       ++held[ns];
       std::string_view vb;
       bool ok = id < rows_.size() && rows_[id].live && rows_[id].h.ns == ns && (rows_[id].h.flags & kHasVector) &&
                 reader.txn().get(vectors_, id_key(id), &vb) && vb.size() == dim_ * sizeof(float);
+      if (ok) {  // the mirrored header fields a plain query reads instead of the table
+        const RecordHeader& h = rows_[id].h;
+        ok = m.valid_from == h.valid_from && m.valid_to == h.valid_to && m.expires_at == h.expires_at &&
+             m.archived == ((h.flags & kArchived) != 0);
+      }
       if (ok && std::memcmp(vb.data(), copy, vb.size()) != 0) {
         std::memcpy(stored.data(), vb.data(), vb.size());
         const auto& kt = simd::active();

@@ -15,6 +15,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "common/huge_pages.h"
@@ -126,6 +127,11 @@ class Memory {
   std::vector<std::string> namespaces();
   std::vector<RecordOut> history(const std::string& ns, const std::optional<std::string>& session,
                                  std::size_t last, double since, double until);
+  // The last `n` records of `kind` in a namespace (or one of its sessions), not archived and not in
+  // `skip`, in time order; headers are checked before a record is decoded (Memory.context's turns).
+  std::vector<RecordOut> recent_of_kind(const std::string& ns, const std::optional<std::string>& session,
+                                        const std::string& kind, std::size_t n,
+                                        const std::unordered_set<std::uint64_t>& skip);
   ListPage list(const std::string& ns, const std::optional<std::string>& kind, double since, double until,
                 std::size_t limit, const std::string& cursor);
   std::vector<RecordOut> entity(const std::string& ns, const std::string& name);

@@ -15,6 +15,10 @@ constexpr std::size_t kChunk = 256;  // rows per block-kernel call (a stack buff
 // of rows sit within that error of each other, and then swapping them changes nothing that matters.
 constexpr std::size_t kMargin = 32;
 
+NamespaceVectors::Mirror mirror_of(const RecordHeader& h) {
+  return {h.valid_from, h.valid_to, h.expires_at, (h.flags & kArchived) != 0};
+}
+
 void normalise(const float* v, std::size_t dim, float* out) {
   float n2 = simd::active().f32[int(simd::Metric::ip)](v, v, dim);
   const float inv = n2 > 0 ? 1.0f / std::sqrt(n2) : 0.0f;
@@ -41,7 +45,7 @@ NamespaceVectors::Block* NamespaceVectors::find(std::uint32_t ns) const {
 
 std::size_t NamespaceVectors::bytes_of(const Block& b) {
   return b.ids.capacity() * sizeof(std::uint64_t) + b.codes.capacity() + b.scales.capacity() * sizeof(float) +
-         b.vecs.capacity() * sizeof(float) + b.live.capacity();
+         b.vecs.capacity() * sizeof(float) + b.mirror.capacity() * sizeof(Mirror) + b.live.capacity();
 }
 
 void NamespaceVectors::resized(Block& b) {
@@ -64,7 +68,7 @@ void NamespaceVectors::evict_beyond_budget(std::uint32_t keep_ns) {
 }
 
 bool NamespaceVectors::search(std::uint32_t ns, const float* query, std::size_t k, std::size_t exact,
-                              const RowFilter& filter, const Source& source,
+                              const RowFilter& filter, const PlainQuery& plain, const Source& source,
                               std::vector<hnsw::Hit>& out) {
   out.clear();
   if (k == 0) return true;
@@ -85,8 +89,11 @@ bool NamespaceVectors::search(std::uint32_t ns, const float* query, std::size_t 
       return false;
     } else {
       b = std::make_shared<Block>();
-      source(b->ids, b->vecs);
+      std::vector<RecordHeader> headers;
+      source(b->ids, b->vecs, headers);
       const std::size_t n = b->ids.size();
+      b->mirror.resize(n);
+      for (std::size_t i = 0; i < n; ++i) b->mirror[i] = mirror_of(headers[i]);
       b->codes.resize(n * dim_);
       b->scales.resize(n);
       b->live.assign(n, 1);
@@ -121,10 +128,24 @@ bool NamespaceVectors::search(std::uint32_t ns, const float* query, std::size_t 
   for (std::size_t start = 0; start < n; start += kChunk) {
     const std::size_t m = std::min(kChunk, n - start);
     estimate(q.data(), b->codes.data() + start * dim_, b->scales.data() + start, m, dim_, est);
-    for (std::size_t j = 0; j < m; ++j)
-      if (b->live[start + j]) cand.push_back(Candidate::make(l2 ? est[j] : -est[j], std::uint32_t(start + j)));
+    for (std::size_t j = 0; j < m; ++j) {
+      const std::size_t row = start + j;
+      if (!b->live[row]) continue;
+      if (plain.use) {
+        const Mirror& h = b->mirror[row];
+        if (!plain.history && !(h.valid_from <= plain.valid_at && plain.valid_at < h.valid_to)) continue;
+        if (!plain.archived && h.archived) continue;
+        if (h.expires_at <= plain.now) continue;
+      }
+      cand.push_back(Candidate::make(l2 ? est[j] : -est[j], std::uint32_t(row)));
+    }
   }
   std::size_t accepted = 0, lo = 0;
+  if (plain.use) {  // every candidate is admitted: one selection, no filter calls
+    if (cand.size() > keep) std::nth_element(cand.begin(), cand.begin() + long(keep), cand.end());
+    accepted = std::min(keep, cand.size());
+    lo = cand.size();
+  }
   while (accepted < keep && lo < cand.size()) {
     const std::size_t want = keep - accepted;
     const std::size_t hi = std::min(cand.size(), lo + want + want / 4 + 8);
@@ -166,7 +187,7 @@ bool NamespaceVectors::search(std::uint32_t ns, const float* query, std::size_t 
   return true;
 }
 
-void NamespaceVectors::put(std::uint32_t ns, std::uint64_t id, const float* v) {
+void NamespaceVectors::put(std::uint32_t ns, std::uint64_t id, const float* v, const RecordHeader& h) {
   std::lock_guard g(mu_);
   Block* b = find(ns);
   if (b == nullptr) return;
@@ -181,6 +202,7 @@ void NamespaceVectors::put(std::uint32_t ns, std::uint64_t id, const float* v) {
     b->codes.insert(b->codes.begin() + long(pos * dim_), dim_, 0);
     b->scales.insert(b->scales.begin() + long(pos), 0.0f);
     b->vecs.insert(b->vecs.begin() + long(pos * dim_), dim_, 0.0f);
+    b->mirror.insert(b->mirror.begin() + long(pos), Mirror{});
     b->live.insert(b->live.begin() + long(pos), 1);
   } else if (!b->live[pos]) {
     b->live[pos] = 1;  // a removed row re-added (a replaced vector)
@@ -188,7 +210,17 @@ void NamespaceVectors::put(std::uint32_t ns, std::uint64_t id, const float* v) {
   }
   encode(v, b->codes.data() + pos * dim_, &b->scales[pos]);
   std::copy(v, v + dim_, b->vecs.begin() + long(pos * dim_));
+  b->mirror[pos] = mirror_of(h);
   resized(*b);
+}
+
+void NamespaceVectors::update_header(std::uint32_t ns, std::uint64_t id, const RecordHeader& h) {
+  std::lock_guard g(mu_);
+  Block* b = find(ns);
+  if (b == nullptr) return;
+  auto it = std::lower_bound(b->ids.begin(), b->ids.end(), id);
+  if (it == b->ids.end() || *it != id) return;
+  b->mirror[std::size_t(it - b->ids.begin())] = mirror_of(h);
 }
 
 void NamespaceVectors::remove(std::uint32_t ns, std::uint64_t id) {
@@ -215,6 +247,7 @@ void NamespaceVectors::compact(Block& b) const {
       b.ids[w] = b.ids[i];
       std::copy_n(b.codes.begin() + long(i * dim_), dim_, b.codes.begin() + long(w * dim_));
       b.scales[w] = b.scales[i];
+      b.mirror[w] = b.mirror[i];
       std::copy_n(b.vecs.begin() + long(i * dim_), dim_, b.vecs.begin() + long(w * dim_));
     }
     ++w;
@@ -222,6 +255,7 @@ void NamespaceVectors::compact(Block& b) const {
   b.ids.resize(w);
   b.codes.resize(w * dim_);
   b.scales.resize(w);
+  b.mirror.resize(w);
   b.vecs.resize(w * dim_);
   b.live.assign(w, 1);
   b.dead = 0;
@@ -234,11 +268,12 @@ void NamespaceVectors::clear() {
   bytes_ = 0;
 }
 
-void NamespaceVectors::visit(const std::function<void(std::uint32_t, std::uint64_t, const float*)>& fn) const {
+void NamespaceVectors::visit(
+    const std::function<void(std::uint32_t, std::uint64_t, const float*, const Mirror&)>& fn) const {
   std::lock_guard g(mu_);
   for (const auto& [ns, b] : blocks_)
     for (std::size_t i = 0; i < b->ids.size(); ++i)
-      if (b->live[i]) fn(ns, b->ids[i], b->vecs.data() + i * dim_);
+      if (b->live[i]) fn(ns, b->ids[i], b->vecs.data() + i * dim_, b->mirror[i]);
 }
 
 NamespaceVectors::Usage NamespaceVectors::usage() const {

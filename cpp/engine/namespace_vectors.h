@@ -25,6 +25,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "engine/record.h"
 #include "hnsw/index.h"
 #include "simd/kernel_table.h"
 
@@ -39,6 +40,15 @@ class RowFilter {
   virtual void prefetch(std::uint64_t) const {}
 };
 
+// A query whose only per-row conditions are validity, archive and expiry (no session, kind, time or
+// entity filter, the common case). The copies mirror those header fields, so such a query never
+// touches the store's record table (scattered rows: a DRAM miss each).
+struct PlainQuery {
+  bool use = false;
+  double valid_at = 0, now = 0;
+  bool history = false, archived = false;
+};
+
 class NamespaceVectors {
  public:
   // `budget`: bytes of copies kept; beyond it the least recently searched namespaces are dropped
@@ -46,27 +56,34 @@ class NamespaceVectors {
   NamespaceVectors(std::size_t dim, simd::Metric metric, std::size_t budget)
       : dim_(dim), metric_(metric), budget_(budget) {}
 
-  // Fills the ids (ascending) and vectors of a namespace when its copies are built.
-  using Source = std::function<void(std::vector<std::uint64_t>& ids, std::vector<float>& vecs)>;
+  // Fills the ids (ascending), vectors and headers of a namespace when its copies are built.
+  using Source = std::function<void(std::vector<std::uint64_t>& ids, std::vector<float>& vecs,
+                                    std::vector<RecordHeader>& headers)>;
 
   // The `k` nearest rows of namespace `ns` among those `filter` admits, nearest first. The first
   // `exact` carry the store's distances (as the vector index reports them): the `exact` + a margin
   // best int8 estimates re-scored from f32. The rest follow in estimate order with estimated
   // distances (within ~1e-3 of a cosine), never below the last exact one. `filter` is asked only
-  // about rows whose estimate would enter the current best `k`. Returns false, doing nothing, on a
+  // about rows whose estimate would enter the current best `k`, and not at all for a `plain` query
+  // (the copies' mirrored header fields decide). Returns false, doing nothing, on a
   // namespace's first request: copies are built from its second search on (a namespace searched
   // once, like the first query after a cold open, does not pay for building them).
   bool search(std::uint32_t ns, const float* query, std::size_t k, std::size_t exact, const RowFilter& filter,
-              const Source& source, std::vector<hnsw::Hit>& out);
+              const PlainQuery& plain, const Source& source, std::vector<hnsw::Hit>& out);
 
   // Writers (state lock held exclusively). A namespace not built yet ignores them: it reads the
   // current vectors when first built.
-  void put(std::uint32_t ns, std::uint64_t id, const float* v);
+  void put(std::uint32_t ns, std::uint64_t id, const float* v, const RecordHeader& h);
+  void update_header(std::uint32_t ns, std::uint64_t id, const RecordHeader& h);  // a header changed alone
   void remove(std::uint32_t ns, std::uint64_t id);
   void clear();
 
-  // Calls fn(ns, id, f32 vector) for every live row of every namespace held (for verify()).
-  void visit(const std::function<void(std::uint32_t, std::uint64_t, const float*)>& fn) const;
+  // Calls fn(ns, id, f32 vector, mirrored header fields) for every live row held (for verify()).
+  struct Mirror {
+    double valid_from, valid_to, expires_at;
+    bool archived;
+  };
+  void visit(const std::function<void(std::uint32_t, std::uint64_t, const float*, const Mirror&)>& fn) const;
 
   struct Usage {
     std::size_t namespaces = 0, bytes = 0, budget = 0, evictions = 0;
@@ -79,6 +96,7 @@ class NamespaceVectors {
     std::vector<std::int8_t> codes;  // ids.size() * dim
     std::vector<float> scales;       // value = scale * code
     std::vector<float> vecs;         // ids.size() * dim, as written
+    std::vector<Mirror> mirror;      // the header fields a plain query checks
     std::vector<std::uint8_t> live;  // removed rows stay until compaction
     std::size_t dead = 0;
     std::size_t bytes = 0;       // as counted in bytes_

@@ -150,17 +150,24 @@ std::vector<RecallResult> Memory::recall(const RecallQuery& q) {
         // vectors too: int8 estimates rank the rows; the head of the ranking, enough for the k
         // results, is re-scored from f32. Built from the vectors the derived state holds (the
         // namespace's first search, by the path below, has just paged them in).
-        auto source = [&](std::vector<std::uint64_t>& ids, std::vector<float>& vecs) {
+        auto source = [&](std::vector<std::uint64_t>& ids, std::vector<float>& vecs, std::vector<RecordHeader>& hs) {
           ids.reserve(it->second.size());
           vecs.reserve(it->second.size() * dim_);
+          hs.reserve(it->second.size());
           for (auto id : it->second) {
             if (!rows_[id].live || !(rows_[id].h.flags & kHasVector)) continue;
             vecs.resize((ids.size() + 1) * dim_);
-            if (vector_of(id, vecs.data() + ids.size() * dim_)) ids.push_back(id);
+            if (!vector_of(id, vecs.data() + ids.size() * dim_)) continue;
+            ids.push_back(id);
+            hs.push_back(rows_[id].h);
           }
           vecs.resize(ids.size() * dim_);
         };
-        done = ns_vecs_->search(pred.ns, q.vector, ncand, q.k, pred, source, vhits);
+        PlainQuery plain;
+        plain.use = pred.any_session && pred.kinds.empty() && pred.since == -INFINITY && pred.until == INFINITY &&
+                    pred.entity_ids == nullptr;
+        plain.valid_at = pred.valid_at, plain.now = pred.now, plain.history = pred.history, plain.archived = pred.archived;
+        done = ns_vecs_->search(pred.ns, q.vector, ncand, q.k, pred, plain, source, vhits);
       }
       if (!done) {
         if (it != ns_ids_.end())
