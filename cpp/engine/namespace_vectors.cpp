@@ -83,9 +83,9 @@ bool NamespaceVectors::search(std::uint32_t ns, const float* query, std::size_t 
     if (it != blocks_.end()) {
       b = it->second;
     } else if (requested_.insert(ns).second) {
-      // First request: not built. Building reads every vector of the namespace (~5 ms for 1,000
-      // in a fresh process, mostly page faults), which would land on a cold open's first query
-      // and on namespaces searched once; the caller scans the index's copies this time.
+      // First request: not built. Building reads and encodes every vector of the namespace (~2 ms
+      // for 1,000 at 384-d), which would land on a cold open's first query and on namespaces
+      // searched once; the caller scans the index's vectors this time.
       return false;
     } else {
       b = std::make_shared<Block>();
@@ -109,7 +109,7 @@ bool NamespaceVectors::search(std::uint32_t ns, const float* query, std::size_t 
   if (n == 0) return true;
 
   thread_local std::vector<float> q;
-  thread_local std::vector<Candidate> heap;
+  thread_local std::vector<Candidate> cand;
   q.resize(dim_);
   if (metric_ == simd::Metric::cosine)
     normalise(query, dim_, q.data());
@@ -122,7 +122,6 @@ bool NamespaceVectors::search(std::uint32_t ns, const float* query, std::size_t 
   // Step 1: estimates for every row, then the best `keep` the filter admits: selected in rounds of
   // nth_element (linear), so the filter, whose table rows are scattered over the store, is asked
   // about ~keep rows rather than every row, and no heap is maintained per row.
-  auto& cand = heap;
   cand.clear();
   float est[kChunk];
   for (std::size_t start = 0; start < n; start += kChunk) {
@@ -161,27 +160,27 @@ bool NamespaceVectors::search(std::uint32_t ns, const float* query, std::size_t 
 
   // Step 2: the best `exact + kMargin` estimates re-scored from the f32 copies, in row order (forward
   // through the block, so the hardware prefetcher helps), with the vector index's kernel and distance.
-  const std::size_t head = std::min(heap.size(), exact + kMargin);
-  std::sort(heap.begin(), heap.begin() + long(head), [](const Candidate& a, const Candidate& c) { return a.pos() < c.pos(); });
+  const std::size_t head = std::min(cand.size(), exact + kMargin);
+  std::sort(cand.begin(), cand.begin() + long(head), [](const Candidate& a, const Candidate& c) { return a.pos() < c.pos(); });
   const int mi = int(metric_);
-  out.reserve(std::max(head, std::min(k, heap.size())));
+  out.reserve(std::max(head, std::min(k, cand.size())));
   for (std::size_t i = 0; i < head; ++i) {
     if (i + 2 < head) {
-      const auto* row = reinterpret_cast<const char*>(b->vecs.data() + std::size_t(heap[i + 2].pos()) * dim_);
+      const auto* row = reinterpret_cast<const char*>(b->vecs.data() + std::size_t(cand[i + 2].pos()) * dim_);
       for (std::size_t off = 0; off < dim_ * sizeof(float); off += 64) __builtin_prefetch(row + off);
     }
-    float d = kt.f32[mi](query, b->vecs.data() + std::size_t(heap[i].pos()) * dim_, dim_);
+    float d = kt.f32[mi](query, b->vecs.data() + std::size_t(cand[i].pos()) * dim_, dim_);
     if (metric_ == simd::Metric::ip) d = 1.0f - d;
-    out.push_back({b->ids[heap[i].pos()], d});
+    out.push_back({b->ids[cand[i].pos()], d});
   }
   std::sort(out.begin(), out.end(), [](const hnsw::Hit& a, const hnsw::Hit& c) {
     return a.distance < c.distance || (a.distance == c.distance && a.id < c.id);
   });
   // The rest in estimate order, with estimated distances kept monotone after the exact head.
   float floor = out.empty() ? -INFINITY : out.back().distance;
-  for (std::size_t i = head; i < heap.size() && out.size() < k; ++i) {
-    floor = std::max(floor, l2 ? heap[i].approx() : 1.0f + heap[i].approx());
-    out.push_back({b->ids[heap[i].pos()], floor});
+  for (std::size_t i = head; i < cand.size() && out.size() < k; ++i) {
+    floor = std::max(floor, l2 ? cand[i].approx() : 1.0f + cand[i].approx());
+    out.push_back({b->ids[cand[i].pos()], floor});
   }
   if (out.size() > k) out.resize(k);
   return true;
