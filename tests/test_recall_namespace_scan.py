@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import recallcore
 
@@ -214,3 +216,56 @@ def test_validity_archive_and_expiry_after_the_copies_are_built(tmp_path: Path) 
         later = m.recall(vector=vecs[9], namespace="v", k=3, mode="vector", now=NOW + 10 ** 9)
         assert ids[9] not in [h.id for h in later]
         assert m.verify()["scan_copy_mismatches"] == 0
+
+
+@settings(max_examples=12, deadline=None)
+@given(ops=st.lists(st.tuples(st.sampled_from(["add", "delete", "revector", "archive", "unarchive", "ttl",
+                                               "supersede"]), st.integers(0, 10 ** 6)),
+                    min_size=5, max_size=25))
+def test_random_writes_keep_the_copies_exact(tmp_path_factory: Any, ops: list[tuple[str, int]]) -> None:
+    """Random interleavings of every kind of write with searches: each search equals the brute-force
+    answer over the records valid, unarchived and unexpired at that moment, and verify() finds the
+    copies (vectors and mirrored headers) identical to LMDB after every step."""
+    rng = np.random.default_rng(7)
+    n0 = 300
+    with recallcore.Memory(tmp_path_factory.mktemp("p") / "s", dim=DIM, durable=False) as m:
+        vecs = unit(rng, n0)
+        live: dict[int, dict[str, Any]] = {}
+        for rid, v in zip(m.add_many([{"text": "x", "namespace": "p", "vector": v, "ts": NOW - 500} for v in vecs]),
+                          vecs):
+            live[rid] = {"vector": v, "archived": False, "expired": False, "superseded": False}
+
+        def check(q: np.ndarray) -> None:
+            ok = {r: it for r, it in live.items() if not (it["archived"] or it["expired"] or it["superseded"])}
+            sims = sorted(((-float(np.dot(q, it["vector"])), r) for r, it in ok.items()))[:10]
+            hits = m.recall(vector=q, namespace="p", k=10, mode="vector", now=NOW)
+            assert [h.id for h in hits] == [r for _, r in sims]
+            assert m.verify()["scan_copy_mismatches"] == 0
+
+        check(unit(rng, 1)[0])
+        check(unit(rng, 1)[0])  # the copies exist from here on
+        for op, seed in ops:
+            pick = sorted(live)[seed % len(live)]
+            if op == "add":
+                v = unit(np.random.default_rng(seed), 1)[0]
+                live[m.add("y", namespace="p", vector=v, ts=NOW - 100)] = {
+                    "vector": v, "archived": False, "expired": False, "superseded": False}
+            elif op == "delete" and len(live) > 50:
+                m.delete(pick)
+                del live[pick]
+            elif op == "revector":
+                v = unit(np.random.default_rng(seed), 1)[0]
+                m.update(pick, vector=v)
+                live[pick]["vector"] = v
+            elif op in ("archive", "unarchive"):
+                m.update(pick, archived=op == "archive")
+                live[pick]["archived"] = op == "archive"
+            elif op == "ttl":
+                m.update(pick, ttl=1)  # expires a second from the wall clock: long before NOW
+                live[pick]["expired"] = True
+            elif op == "supersede" and not live[pick]["superseded"]:
+                v = unit(np.random.default_rng(seed), 1)[0]
+                new = m.supersede(pick, "z", vector=v, ts=NOW - 50)
+                live[pick]["superseded"] = True
+                live[new] = {"vector": v, "archived": False, "expired": False, "superseded": False}
+            check(live[pick]["vector"] if pick in live else unit(rng, 1)[0])
