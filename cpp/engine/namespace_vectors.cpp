@@ -68,7 +68,7 @@ void NamespaceVectors::evict_beyond_budget(std::uint32_t keep_ns) {
 }
 
 bool NamespaceVectors::search(std::uint32_t ns, const float* query, std::size_t k, std::size_t exact,
-                              const RowFilter& filter, const PlainQuery& plain, const Source& source,
+                              const hnsw::Filter& filter, const PlainQuery& plain, const Source& source,
                               std::vector<hnsw::Hit>& out) {
   out.clear();
   if (k == 0) return true;

@@ -31,15 +31,6 @@
 
 namespace recallcore::engine {
 
-// Which rows a search admits. `prefetch` hints that `allows(id)` is coming, so the filter's table
-// rows (scattered over the whole store) are fetched from memory in parallel rather than one by one.
-class RowFilter {
- public:
-  virtual ~RowFilter() = default;
-  virtual bool allows(std::uint64_t id) const = 0;
-  virtual void prefetch(std::uint64_t) const {}
-};
-
 // A query whose only per-row conditions are validity, archive and expiry (no session, kind, time or
 // entity filter, the common case). The copies mirror those header fields, so such a query never
 // touches the store's record table (scattered rows: a DRAM miss each).
@@ -68,7 +59,7 @@ class NamespaceVectors {
   // (the copies' mirrored header fields decide). Returns false, doing nothing, on a
   // namespace's first request: copies are built from its second search on (a namespace searched
   // once, like the first query after a cold open, does not pay for building them).
-  bool search(std::uint32_t ns, const float* query, std::size_t k, std::size_t exact, const RowFilter& filter,
+  bool search(std::uint32_t ns, const float* query, std::size_t k, std::size_t exact, const hnsw::Filter& filter,
               const PlainQuery& plain, const Source& source, std::vector<hnsw::Hit>& out);
 
   // Writers (state lock held exclusively). A namespace not built yet ignores them: it reads the

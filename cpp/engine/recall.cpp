@@ -17,7 +17,7 @@ namespace {
 
 // The filter of a query, evaluated against the in-memory header table; usable by both the vector
 // index (during the graph walk) and the lexical index (during scoring).
-class Predicate final : public hnsw::Filter, public text::DocFilter, public RowFilter {
+class Predicate final : public hnsw::Filter, public text::DocFilter {
  public:
   const Memory::RowTable* rows = nullptr;
   std::uint32_t ns = 0, session = 0;

@@ -16,6 +16,9 @@ class Filter {
  public:
   virtual ~Filter() = default;
   virtual bool allows(std::uint64_t id) const = 0;
+  // A hint that allows(id) is coming: a filter backed by a table scattered in memory fetches the row
+  // now, so a caller checking a batch of ids has their cache misses in flight together.
+  virtual void prefetch(std::uint64_t id) const { (void)id; }
   // Filters that know their allowed ids return them (count in *n); others return nullptr. The index
   // uses this to pick an exact scan for small sets instead of a long filtered walk.
   virtual const std::uint64_t* allow_list(std::size_t* n) const {
