@@ -672,32 +672,47 @@ std::vector<std::string> Memory::namespaces() {
   return out;
 }
 
+bool Memory::time_index(const Txn& txn, const std::string& ns, const std::optional<std::string>& session,
+                        std::string* prefix, MDB_dbi* dbi) {
+  const std::uint32_t nsid = names_->find(txn, NameKind::ns, ns);
+  if (nsid == 0) return false;
+  *prefix = ns_prefix(nsid);
+  *dbi = by_ns_;
+  if (session) {
+    const std::uint32_t sid = names_->find(txn, NameKind::session, *session);
+    if (sid == 0) return false;
+    put_be32(*prefix, sid);
+    *dbi = by_session_;
+  }
+  return true;
+}
+
+namespace {
+// Positions `cur` on the newest key of `prefix`'s range with a time before `until`; false when none.
+bool seek_newest_before(storage::Cursor& cur, const std::string& prefix, double until) {
+  std::string end = prefix;
+  put_be64(end, time_key(until));
+  const bool ok = cur.seek(end) ? cur.prev() : cur.last();
+  return ok && starts_with(cur.key(), prefix);
+}
+}  // namespace
+
 std::vector<RecordOut> Memory::history(const std::string& ns, const std::optional<std::string>& session,
                                        std::size_t last, double since, double until) {
   ensure_open();
   storage::Env::Reader reader(*env_);
   Txn& txn = reader.txn();
   std::vector<RecordOut> out;
-  const std::uint32_t nsid = names_->find(txn, NameKind::ns, ns);
-  if (nsid == 0) return out;
-  std::string prefix = ns_prefix(nsid);
-  MDB_dbi dbi = by_ns_;
-  if (session) {
-    const std::uint32_t sid = names_->find(txn, NameKind::session, *session);
-    if (sid == 0) return out;
-    put_be32(prefix, sid);
-    dbi = by_session_;
-  }
+  std::string prefix;
+  MDB_dbi dbi;
+  if (!time_index(txn, ns, session, &prefix, &dbi)) return out;
   const std::size_t tpos = prefix.size();
   storage::Cursor cur(txn, dbi);
   std::vector<std::uint64_t> ids;
   if (last > 0) {
     // Newest first from the end of the range, then reversed into time order.
-    std::string end = prefix;
-    put_be64(end, time_key(until));
-    bool ok = cur.seek(end);
-    ok = ok ? cur.prev() : cur.last();
-    for (; ok && starts_with(cur.key(), prefix) && ids.size() < last; ok = cur.prev()) {
+    for (bool ok = seek_newest_before(cur, prefix, until); ok && starts_with(cur.key(), prefix) && ids.size() < last;
+         ok = cur.prev()) {
       const double t = storage::time_from_key(get_be64(cur.key(), tpos));
       if (t < since) break;
       if (t >= until) continue;
@@ -727,25 +742,15 @@ std::vector<RecordOut> Memory::recent_of_kind(const std::string& ns, const std::
   storage::Env::Reader reader(*env_);
   Txn& txn = reader.txn();
   std::vector<RecordOut> out;
-  const std::uint32_t nsid = names_->find(txn, NameKind::ns, ns);
   const std::uint32_t kid = names_->find(txn, NameKind::kind, kind);
-  if (nsid == 0 || kid == 0 || n == 0) return out;
-  std::string prefix = ns_prefix(nsid);
-  MDB_dbi dbi = by_ns_;
-  if (session) {
-    const std::uint32_t sid = names_->find(txn, NameKind::session, *session);
-    if (sid == 0) return out;
-    put_be32(prefix, sid);
-    dbi = by_session_;
-  }
+  std::string prefix;
+  MDB_dbi dbi;
+  if (kid == 0 || n == 0 || !time_index(txn, ns, session, &prefix, &dbi)) return out;
   const std::size_t tpos = prefix.size();
   storage::Cursor cur(txn, dbi);
-  std::string end = prefix;
-  put_be64(end, time_key(kForever));
-  bool ok = cur.seek(end);
-  ok = ok ? cur.prev() : cur.last();
   // Newest first; only the header is decoded until a record qualifies.
-  for (; ok && starts_with(cur.key(), prefix) && out.size() < n; ok = cur.prev()) {
+  for (bool ok = seek_newest_before(cur, prefix, kForever); ok && starts_with(cur.key(), prefix) && out.size() < n;
+       ok = cur.prev()) {
     const std::uint64_t id = get_be64(cur.key(), tpos + 8);
     std::string_view bytes;
     if (skip.count(id) || !txn.get(records_, id_key(id), &bytes)) continue;

@@ -240,6 +240,10 @@ class Memory {
   void del_dedupe(storage::Txn& txn, const Record& r);
   std::uint64_t find_duplicate(const storage::Txn& txn, const NewRecord& it, std::uint32_t ns, std::uint32_t kind);
   RecordOut resolve(const storage::Txn& txn, Record r);
+  // The time-ordered key range of a namespace (or one of its sessions) in by_ns / by_session:
+  // false when a name is unknown (nothing is in range).
+  bool time_index(const storage::Txn& txn, const std::string& ns, const std::optional<std::string>& session,
+                  std::string* prefix, MDB_dbi* dbi);
   std::vector<std::uint64_t> entity_record_ids(const storage::Txn& txn, std::uint32_t ns, const std::string& name);
   hnsw::Config index_config() const;
 
