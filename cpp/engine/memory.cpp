@@ -1038,10 +1038,7 @@ Stats Memory::stats() {
   s.pending_vectors = pend_.size();
   s.indexed_vectors = vec_->size();
   s.index_bytes = vec_->stats().memory_bytes;
-  if (ns_vecs_) {
-    const auto u = ns_vecs_->usage();
-    s.scan_cache = {u.namespaces, u.bytes, u.budget, u.evictions};
-  }
+  if (ns_vecs_) s.scan_cache = ns_vecs_->usage();
   s.lexical_docs = lexical().size();
   std::unordered_map<std::uint64_t, std::uint64_t> counts;  // ns << 32 | kind
   for (const auto& [ns, ids] : ns_ids_) {

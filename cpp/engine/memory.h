@@ -94,9 +94,7 @@ struct RecallResult {
 struct Stats {
   std::uint64_t records = 0, vectors = 0, indexed_vectors = 0, pending_vectors = 0, seq = 0, snapshot_seq = 0;
   std::uint64_t file_bytes = 0, map_bytes = 0, index_bytes = 0, lexical_docs = 0;
-  struct ScanCache {
-    std::size_t namespaces = 0, bytes = 0, budget = 0, evictions = 0;
-  } scan_cache;  // the per-namespace copies recall scans (engine/namespace_vectors.h)
+  NamespaceVectors::Usage scan_cache;  // the per-namespace copies recall scans (engine/namespace_vectors.h)
   std::map<std::string, std::map<std::string, std::uint64_t>> counts;  // namespace -> kind -> live records
   std::size_t dim = 0;
   std::string metric, embedder, token_counter, storage;
