@@ -69,9 +69,10 @@ ContextResult assemble_context(Memory& memory, const ContextRequest& req) {
     Entry e;
     const Record& r = ro.r;
     std::uint32_t framing;
+    std::string date;
+    append_date(date, r.h.ts);
     if (!req.render) {
-      std::string prefix;
-      append_date(prefix, r.h.ts);
+      std::string prefix = date;
       if (std::string_view(section) == "recent" || ro.kind == "turn") {
         // No role is invented for a turn stored without one (its text often names the speaker).
         if (!ro.role.empty()) prefix += " " + ro.role + ":";
@@ -83,8 +84,8 @@ ContextResult assemble_context(Memory& memory, const ContextRequest& req) {
       e.full = prefix + r.text;
       if (!r.summary.empty()) e.summary = prefix + r.summary;
     } else {
-      e.full = req.render(ro, section, r.text);
-      if (!r.summary.empty()) e.summary = req.render(ro, section, r.summary);
+      e.full = req.render(ro, section, r.text, date);
+      if (!r.summary.empty()) e.summary = req.render(ro, section, r.summary, date);
       const std::size_t n = req.count(e.full);
       framing = n > r.h.tokens_text ? std::uint32_t(n - r.h.tokens_text) : 0;
     }

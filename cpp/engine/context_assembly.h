@@ -36,8 +36,10 @@ struct ContextRequest {
   context::Order order = context::Order::edges;
   std::string separator = "\n";
   std::function<std::size_t(std::string_view)> count;  // the store's token counter
-  // Renders a record's item from its body (text or summary); empty: the default prefix.
-  std::function<std::string(const RecordOut&, std::string_view section, std::string_view body)> render;
+  // Renders a record's item from its body (text or summary) and its UTC date ("YYYY-MM-DD", the one
+  // the default prefix uses); empty: the default prefix.
+  std::function<std::string(const RecordOut&, std::string_view section, std::string_view body, std::string_view date)>
+      render;
 };
 
 struct ContextEntry {

@@ -296,7 +296,7 @@ class Store {
 
   // Memory.context in one call (engine/context_assembly.h). `count` is None for the built-in
   // estimator (counted in C++) or the store's counter as a callable (called with the GIL); `render`
-  // is None for the default item prefix or a callable (record tuple, section, body) -> str.
+  // is None for the default item prefix or a callable (record tuple, section, body, date) -> str.
   engine::ContextResult context(const py::dict& a, const py::object& count, const py::object& render) {
     Memory& mem = m();
     py::array keep;
@@ -318,9 +318,11 @@ class Store {
       };
     }
     if (!render.is_none()) {
-      req.render = [&render](const RecordOut& r, std::string_view section, std::string_view body) {
+      req.render = [&render](const RecordOut& r, std::string_view section, std::string_view body,
+                             std::string_view date) {
         py::gil_scoped_acquire gil;
-        return render(record_tuple(r), py::str(section.data(), section.size()), py::str(body.data(), body.size()))
+        return render(record_tuple(r), py::str(section.data(), section.size()), py::str(body.data(), body.size()),
+                      py::str(date.data(), date.size()))
             .cast<std::string>();
       };
     }

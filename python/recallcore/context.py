@@ -20,10 +20,8 @@ question.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Optional
 
 from .records import Record
@@ -140,15 +138,6 @@ class Context:
         return f"Context(tokens={self.tokens}/{self.budget}, items={sections}, dropped={len(self.dropped)})"
 
 
-@functools.lru_cache(maxsize=4096)
-def _day(day: int) -> str:
-    return datetime.fromtimestamp(day * 86400, tz=timezone.utc).strftime("%Y-%m-%d")
-
-
-def _date(ts: float) -> str:
-    return _day(int(ts // 86400))  # UTC days: one strftime per day, not per item (templates only)
-
-
 def build_context(memory: Memory, query: Optional[str], *, budget: int, vector: Any, namespace: str,
                   session: Optional[str], recent_turns: int, pinned: Iterable[str], k: int, order: str,
                   template: Optional[str], as_of: Any, include_history: bool, now: float,
@@ -167,10 +156,10 @@ def build_context(memory: Memory, query: Optional[str], *, budget: int, vector: 
     count = None if isinstance(counter, EstimateCounter) else counter.count
     render = None
     if template is not None:
-        def render(t: tuple[Any, ...], section: str, body: str) -> str:
+        def render(t: tuple[Any, ...], section: str, body: str, date: str) -> str:
             record = Record._from_core(t)
             return template.format(text=body, role=record.role or "", kind=record.kind,
-                                   session=record.session or "", date=_date(record.ts), time=record.time,
+                                   session=record.session or "", date=date, time=record.time,
                                    id=record.id, section=section, namespace=record.namespace)
     raw = memory._store.context(args, count, render)
     return Context(raw if len(raw) else None, budget, format=format)
