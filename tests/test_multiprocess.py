@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+from typing import Any
 
 import numpy as np
 import pytest
@@ -94,20 +95,27 @@ def small_map_reader(path: str, q, results, ready) -> None:
         results.put((m.stats()["records"], errors))
 
 
+def run_reader_and_writer(path: str, reader_fn: Any, writer_fn: Any) -> Any:
+    """Runs one reader and one writer process on the store at `path` (spawned, sharing a queue and a
+    barrier) and returns what the reader reported; both must exit cleanly."""
+    ctx = mp.get_context("spawn")
+    q, results, ready = ctx.Queue(), ctx.Queue(), ctx.Barrier(2)
+    r = ctx.Process(target=reader_fn, args=(path, q, results, ready))
+    w = ctx.Process(target=writer_fn, args=(path, q, ready))
+    r.start()
+    w.start()
+    w.join(120)
+    report = results.get(timeout=120)
+    r.join(30)
+    assert w.exitcode == 0 and r.exitcode == 0
+    return report
+
+
 @pytest.mark.slow
 def test_reader_adopts_a_map_grown_by_another_process(tmp_path):
     path = str(tmp_path / "store")
     Memory(path, dim=8, map_size=1 << 20).close()
-    ctx = mp.get_context("spawn")
-    q, results, ready = ctx.Queue(), ctx.Queue(), ctx.Barrier(2)
-    r = ctx.Process(target=small_map_reader, args=(path, q, results, ready))
-    w = ctx.Process(target=grower, args=(path, q, ready))
-    r.start()
-    w.start()
-    w.join(120)
-    records, errors = results.get(timeout=120)
-    r.join(30)
-    assert w.exitcode == 0 and r.exitcode == 0
+    records, errors = run_reader_and_writer(path, small_map_reader, grower)
     assert errors == []
     assert records == 1800
 
@@ -151,16 +159,7 @@ def copies_reader(path: str, q, results, ready) -> None:
 def test_scan_copies_follow_writes_of_another_process(tmp_path):
     path = str(tmp_path / "store")
     Memory(path, dim=8).close()
-    ctx = mp.get_context("spawn")
-    q, results, ready = ctx.Queue(), ctx.Queue(), ctx.Barrier(2)
-    r = ctx.Process(target=copies_reader, args=(path, q, results, ready))
-    w = ctx.Process(target=copies_writer, args=(path, q, ready))
-    r.start()
-    w.start()
-    w.join(120)
-    check, namespaces, errors = results.get(timeout=120)
-    r.join(30)
-    assert w.exitcode == 0 and r.exitcode == 0
+    check, namespaces, errors = run_reader_and_writer(path, copies_reader, copies_writer)
     assert errors == []
     assert namespaces == 1
     assert all(v == 0 for k, v in check.items() if k != "lmdb_records"), check
