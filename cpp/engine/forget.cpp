@@ -298,14 +298,8 @@ void Memory::vacuum(const std::string& dest_dir) {
 
 void Memory::set_archived(const std::vector<std::uint64_t>& ids, bool archived) {
   ensure_open();
-  std::lock_guard w(write_mu_);
-  std::vector<Pending> changes;
-  std::uint64_t seq0 = 0;
   const double now = now_seconds();
-  env_->write([&](Txn& txn) {
-    changes.clear();
-    seq0 = meta_u64(txn, "seq", 0);
-    std::uint64_t seq = seq0;
+  write_changes([&](Txn& txn, std::uint64_t& seq, std::vector<Pending>& changes) {
     for (auto id : ids) {
       std::string_view bytes;
       if (!txn.get(records_, id_key(id), &bytes)) throw InvalidArgument("unknown record id " + std::to_string(id));
@@ -316,9 +310,7 @@ void Memory::set_archived(const std::vector<std::uint64_t>& ids, bool archived) 
       log_change(txn, ++seq, kOpUpdate, id);
       changes.push_back(Pending{seq, id, false, r.h, lexical_text(r), {}});  // the indexed vector is unchanged
     }
-    put_meta_u64(txn, "seq", seq);
   });
-  after_commit(seq0, std::move(changes));
 }
 
 std::vector<std::uint64_t> Memory::compact_commit(const std::vector<CompactGroup>& groups, bool drop) {
@@ -327,17 +319,11 @@ std::vector<std::uint64_t> Memory::compact_commit(const std::vector<CompactGroup
     validate(g.summary);
     if (g.sources.empty()) throw InvalidArgument("a compaction group needs at least one source");
   }
-  std::lock_guard w(write_mu_);
   std::vector<std::uint64_t> out;
-  std::vector<Pending> changes;
-  std::uint64_t seq0 = 0;
   const double now = now_seconds();
-  env_->write([&](Txn& txn) {
-    names_->rollback();
+  write_changes([&](Txn& txn, std::uint64_t& seq, std::vector<Pending>& changes) {
     out.clear();
-    changes.clear();
-    seq0 = meta_u64(txn, "seq", 0);
-    std::uint64_t seq = seq0, next_id = meta_u64(txn, "next_id", 1);
+    std::uint64_t next_id = meta_u64(txn, "next_id", 1);
     for (const auto& g : groups) {
       const NewRecord& it = g.summary;
       Record r = new_record(txn, it, next_id++, now);
@@ -348,11 +334,7 @@ std::vector<std::uint64_t> Memory::compact_commit(const std::vector<CompactGroup
         Record s = decode_record(sid, bytes);
         if (s.h.ns != r.h.ns) throw InvalidArgument("source " + std::to_string(sid) + " is in another namespace");
         if (drop) {
-          del_secondary(txn, s);
-          txn.del(records_, id_key(sid));
-          txn.del(vectors_, id_key(sid));
-          log_change(txn, ++seq, kOpDelete, sid);
-          changes.push_back(Pending{seq, sid, true, s.h, {}, {}});
+          drop_record(txn, s, seq, changes);
         } else {
           s.h.flags |= kArchived;
           s.h.updated = now;
@@ -365,10 +347,7 @@ std::vector<std::uint64_t> Memory::compact_commit(const std::vector<CompactGroup
       out.push_back(r.id);
     }
     put_meta_u64(txn, "next_id", next_id);
-    put_meta_u64(txn, "seq", seq);
   });
-  names_->commit();
-  after_commit(seq0, std::move(changes));
   return out;
 }
 
@@ -518,29 +497,16 @@ Memory::ExpireReport Memory::expire(double now, const std::vector<RetentionPolic
   // One transaction per namespace: a namespace is trimmed whole or not at all.
   for (auto& [ns, ids] : doomed) {
     (void)ns;
-    std::lock_guard w(write_mu_);
-    std::vector<Pending> changes;
-    std::uint64_t seq0 = 0;
     std::vector<std::uint64_t> done;
-    env_->write([&](Txn& txn) {
-      changes.clear();
+    write_changes([&](Txn& txn, std::uint64_t& seq, std::vector<Pending>& changes) {
       done.clear();
-      seq0 = meta_u64(txn, "seq", 0);
-      std::uint64_t seq = seq0;
       for (auto id : ids) {
         std::string_view bytes;
         if (!txn.get(records_, id_key(id), &bytes)) continue;  // removed meanwhile
-        const Record r = decode_record(id, bytes);
-        del_secondary(txn, r);
-        txn.del(records_, id_key(id));
-        txn.del(vectors_, id_key(id));
-        log_change(txn, ++seq, kOpDelete, id);
-        changes.push_back(Pending{seq, id, true, r.h, {}, {}});
+        drop_record(txn, decode_record(id, bytes), seq, changes);
         done.push_back(id);
       }
-      put_meta_u64(txn, "seq", seq);
     });
-    after_commit(seq0, std::move(changes));
     rep.ids.insert(rep.ids.end(), done.begin(), done.end());
   }
   return rep;

@@ -271,17 +271,11 @@ void Memory::del_secondary(Txn& txn, const Record& r) {
 std::vector<std::uint64_t> Memory::add(const std::vector<NewRecord>& items) {
   ensure_open();
   for (const auto& it : items) validate(it);
-  std::lock_guard w(write_mu_);
   std::vector<std::uint64_t> ids;
-  std::vector<Pending> changes;
-  std::uint64_t seq0 = 0;
   const double now = now_seconds();
-  env_->write([&](Txn& txn) {
-    names_->rollback();
+  write_changes([&](Txn& txn, std::uint64_t& seq, std::vector<Pending>& changes) {
     ids.clear();
-    changes.clear();
-    seq0 = meta_u64(txn, "seq", 0);
-    std::uint64_t seq = seq0, next_id = meta_u64(txn, "next_id", 1);
+    std::uint64_t next_id = meta_u64(txn, "next_id", 1);
     for (const auto& it : items) {
       if (it.dedupe != NewRecord::Dedupe::keep && it.supersedes == 0) {
         // Duplicates on write (engine/dedupe.cpp): the same transaction sees earlier items of the batch.
@@ -333,10 +327,7 @@ std::vector<std::uint64_t> Memory::add(const std::vector<NewRecord>& items) {
       ids.push_back(r.id);
     }
     put_meta_u64(txn, "next_id", next_id);
-    put_meta_u64(txn, "seq", seq);
   });
-  names_->commit();
-  after_commit(seq0, std::move(changes));
   return ids;
 }
 
@@ -351,13 +342,8 @@ void Memory::update(std::uint64_t id, const RecordPatch& patch) {
   if (patch.entities)
     for (const auto& e : *patch.entities) check_name("entity", e, false);
   if (patch.vector != nullptr) check_vector(patch.vector);
-  std::lock_guard w(write_mu_);
-  std::vector<Pending> changes;
-  std::uint64_t seq0 = 0;
   const double now = now_seconds();
-  env_->write([&](Txn& txn) {
-    names_->rollback();
-    changes.clear();
+  write_changes([&](Txn& txn, std::uint64_t& seq, std::vector<Pending>& changes) {
     std::string_view bytes;
     if (!txn.get(records_, id_key(id), &bytes)) throw InvalidArgument("unknown record id " + std::to_string(id));
     Record r = decode_record(id, bytes);
@@ -383,41 +369,49 @@ void Memory::update(std::uint64_t id, const RecordPatch& patch) {
     }  // else: the vector is unchanged and stays where it is indexed
     txn.put(records_, id_key(id), encode_record(r));
     put_secondary(txn, r);
+    log_change(txn, ++seq, kOpUpdate, id);
+    changes.push_back(Pending{seq, id, false, r.h, lexical_text(r), std::move(vec)});
+  });
+}
+
+void Memory::remove(const std::vector<std::uint64_t>& ids) {
+  ensure_open();
+  write_changes([&](Txn& txn, std::uint64_t& seq, std::vector<Pending>& changes) {
+    for (auto id : ids) {
+      std::string_view bytes;
+      if (!txn.get(records_, id_key(id), &bytes)) throw InvalidArgument("unknown record id " + std::to_string(id));
+      drop_record(txn, decode_record(id, bytes), seq, changes);
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Derived state
+
+void Memory::write_changes(
+    const std::function<void(Txn&, std::uint64_t& seq, std::vector<Pending>& changes)>& body) {
+  std::lock_guard w(write_mu_);
+  std::vector<Pending> changes;
+  std::uint64_t seq0 = 0;
+  env_->write([&](Txn& txn) {
+    names_->rollback();
+    changes.clear();
     seq0 = meta_u64(txn, "seq", 0);
-    log_change(txn, seq0 + 1, kOpUpdate, id);
-    put_meta_u64(txn, "seq", seq0 + 1);
-    changes.push_back(Pending{seq0 + 1, id, false, r.h, lexical_text(r), std::move(vec)});
+    std::uint64_t seq = seq0;
+    body(txn, seq, changes);
+    put_meta_u64(txn, "seq", seq);
   });
   names_->commit();
   after_commit(seq0, std::move(changes));
 }
 
-void Memory::remove(const std::vector<std::uint64_t>& ids) {
-  ensure_open();
-  std::lock_guard w(write_mu_);
-  std::vector<Pending> changes;
-  std::uint64_t seq0 = 0;
-  env_->write([&](Txn& txn) {
-    changes.clear();
-    seq0 = meta_u64(txn, "seq", 0);
-    std::uint64_t seq = seq0;
-    for (auto id : ids) {
-      std::string_view bytes;
-      if (!txn.get(records_, id_key(id), &bytes)) throw InvalidArgument("unknown record id " + std::to_string(id));
-      const Record r = decode_record(id, bytes);
-      del_secondary(txn, r);
-      txn.del(records_, id_key(id));
-      txn.del(vectors_, id_key(id));
-      log_change(txn, ++seq, kOpDelete, id);
-      changes.push_back(Pending{seq, id, true, r.h, {}, {}});
-    }
-    put_meta_u64(txn, "seq", seq);
-  });
-  after_commit(seq0, std::move(changes));
+void Memory::drop_record(Txn& txn, const Record& r, std::uint64_t& seq, std::vector<Pending>& changes) {
+  del_secondary(txn, r);
+  txn.del(records_, id_key(r.id));
+  txn.del(vectors_, id_key(r.id));
+  log_change(txn, ++seq, kOpDelete, r.id);
+  changes.push_back(Pending{seq, r.id, true, r.h, {}, {}});
 }
-
-// ---------------------------------------------------------------------------------------------------
-// Derived state
 
 void Memory::after_commit(std::uint64_t seq0, std::vector<Pending>&& changes) {
   std::lock_guard sync(sync_mu_);

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -258,6 +259,13 @@ class Memory {
   void indexer_loop();
   void stop_indexer();
 
+  // One write transaction that logs changes: `body` runs with `seq` at the store's change sequence
+  // (from the start again when LMDB retries the transaction, with `changes` emptied), the new
+  // sequence is stored, names resolved inside are published, and the derived state follows the
+  // commit. Takes the process's writer lock.
+  void write_changes(const std::function<void(storage::Txn&, std::uint64_t& seq, std::vector<Pending>& changes)>& body);
+  // Deletes a record and its secondary keys and vector inside `txn`, logging the change.
+  void drop_record(storage::Txn& txn, const Record& r, std::uint64_t& seq, std::vector<Pending>& changes);
   void after_commit(std::uint64_t seq0, std::vector<Pending>&& changes);
   void apply_locked(std::vector<Pending>& changes);
   void catch_up_locked();
