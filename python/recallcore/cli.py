@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 EXPORT_FORMAT = "recallcore-export"
 EXPORT_VERSION = 1
@@ -136,34 +136,27 @@ def _int_list(value: str) -> list[int]:
     return out
 
 
-def _positive_int(value: str) -> int:
+def _number(value: str, convert: Callable[[str], Any], ok: Callable[[Any], bool], expected: str) -> Any:
+    """An argparse type: `value` converted, or a usage error naming what was expected."""
     try:
-        v = int(value)
+        v = convert(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {value!r}") from None
+    if not ok(v):
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {value!r}")
     return v
+
+
+def _positive_int(value: str) -> int:
+    return int(_number(value, int, lambda v: v > 0, "a positive integer"))
 
 
 def _nonneg_int(value: str) -> int:
-    try:
-        v = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value!r}")
-    return v
+    return int(_number(value, int, lambda v: v >= 0, "an integer >= 0"))
 
 
 def _positive_float(value: str) -> float:
-    try:
-        v = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value!r}") from None
-    if not (math.isfinite(v) and v > 0):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value!r}")
-    return v
+    return float(_number(value, float, lambda v: math.isfinite(v) and v > 0, "a positive number"))
 
 
 def _modes(value: str) -> list[str]:
