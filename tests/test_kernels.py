@@ -128,6 +128,23 @@ def test_i8_integer_dot_is_exact(level, dim):
 
 
 @pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("dim", [1, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129, 191, 192, 384, 385, 1536])
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 37])
+def test_i8_integer_block_dot_is_exact(level, dim, n):
+    # Extremes included: -128 and 127 in both operands are where an unsigned-by-signed kernel could overflow.
+    rng = np.random.default_rng(dim * 7 + n)
+    q = rng.integers(-128, 128, size=dim, dtype=np.int8)
+    rows = rng.integers(-128, 128, size=(n, dim), dtype=np.int8)
+    if n:
+        rows[0] = -128
+        q[: dim // 2] = -128
+    got = _core.dot_i8(q, rows, level=level)
+    assert got.dtype == np.int32 and got.shape == (n,)
+    assert got.tolist() == (rows.astype(np.int64) @ q.astype(np.int64)).tolist()
+    assert got.tolist() == _core.dot_i8(q, rows, level="scalar").tolist()
+
+
+@pytest.mark.parametrize("level", LEVELS)
 def test_zero_vectors_have_cosine_distance_one(level):
     q = np.zeros(17, dtype=np.float32)
     m = np.ones((2, 17), dtype=np.float32)

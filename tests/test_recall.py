@@ -73,6 +73,14 @@ def test_vector_mode_is_exact_cosine_top_k(store: Any) -> None:
         assert [h.vector_rank for h in hits] == list(range(1, 8))
 
 
+def test_hit_text_is_the_record_text_before_and_after_the_record_is_built(store: Any) -> None:
+    q = unit(np.random.default_rng(6), 1)[0]
+    hits = store.recall(vector=q, namespace="ns0", k=5, mode="vector", now=NOW)
+    first = [h.text for h in hits]  # read from the core's tuple: no Record built yet
+    assert first == [store.test_items[h.id]["text"] for h in hits]
+    assert [h.record.text for h in hits] == first and [h.text for h in hits] == first
+
+
 def test_lexical_mode_matches_core_bm25(store: Any) -> None:
     items = in_ns(store, "ns2")
     bm = _core.Bm25Index()

@@ -86,6 +86,7 @@ class NamespaceVectors {
     std::vector<std::uint64_t> ids;  // ascending
     std::vector<std::int8_t> codes;  // ids.size() * dim
     std::vector<float> scales;       // value = scale * code
+    std::vector<float> norms;        // |scale * code|^2, for l2 estimates from an integer dot
     std::vector<float> vecs;         // ids.size() * dim, as written
     std::vector<Mirror> mirror;      // the header fields a plain query checks
     std::vector<std::uint8_t> live;  // removed rows stay until compaction
@@ -109,7 +110,7 @@ class NamespaceVectors {
     std::uint32_t pos() const { return std::uint32_t(key); }
     bool operator<(const Candidate& o) const { return key < o.key; }
   };
-  void encode(const float* v, std::int8_t* codes, float* scale) const;
+  void encode(const float* v, std::int8_t* codes, float* scale, float* norm) const;
   void compact(Block& b) const;
   Block* find(std::uint32_t ns) const;  // caller holds mu_
   static std::size_t bytes_of(const Block& b);

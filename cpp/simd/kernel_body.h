@@ -162,6 +162,15 @@ void block_i8(const float* q, const signed char* base, const float* scales, unsi
   }
 }
 
+template <int (*F)(const signed char*, const signed char*, unsigned long)>
+void block_i8i8(const signed char* q, const signed char* base, unsigned long n, unsigned long dim, int* out) {
+  for (unsigned long r = 0; r < n; ++r) {
+    if (r + 2 < n)
+      for (unsigned long b = 0; b < dim; b += 64) Ops::prefetch(base + (r + 2) * dim + b);
+    out[r] = F(q, base + r * dim, dim);
+  }
+}
+
 // The table, in Metric order {l2, ip, cosine}.
 #define RECALLCORE_KERNEL_TABLE(LEVEL, DOT_I8I8)                                                        \
   {                                                                                                     \
@@ -170,5 +179,5 @@ void block_i8(const float* q, const signed char* base, const float* scales, unsi
         {block_t<float, l2_t<float>>, block_t<float, dot_t<float>>, block_t<float, cos_t<float>>},      \
         {block_t<unsigned short, l2_t<unsigned short>>, block_t<unsigned short, dot_t<unsigned short>>, \
          block_t<unsigned short, cos_t<unsigned short>>},                                               \
-        {block_i8<l2_i8>, block_i8<dot_i8>, block_i8<cos_i8>}, DOT_I8I8                                 \
+        {block_i8<l2_i8>, block_i8<dot_i8>, block_i8<cos_i8>}, DOT_I8I8, block_i8i8<DOT_I8I8>           \
   }

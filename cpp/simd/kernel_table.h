@@ -32,6 +32,8 @@ using F16BlockFn = void (*)(const float* q, const std::uint16_t* base, std::size
 using I8BlockFn = void (*)(const float* q, const std::int8_t* base, const float* scales, std::size_t n,
                            std::size_t dim, float* out);
 using I8I8Fn = std::int32_t (*)(const std::int8_t* a, const std::int8_t* b, std::size_t dim);
+using I8I8BlockFn = void (*)(const std::int8_t* q, const std::int8_t* base, std::size_t n, std::size_t dim,
+                             std::int32_t* out);
 
 // One level's kernels. Index [m] by Metric: l2 -> squared L2, ip -> inner product a.b (a similarity:
 // larger is closer), cosine -> cosine distance. Block variants compute one query against n
@@ -45,6 +47,7 @@ struct KernelTable {
   F16BlockFn f16_block[3];
   I8BlockFn i8_block[3];
   I8I8Fn dot_i8i8;  // exact integer dot of two code vectors (VNNI where the CPU has it)
+  I8I8BlockFn dot_i8i8_block;  // the same of one code vector against n contiguous rows
 };
 
 // Per-level table getters, defined in the per-level translation units.
@@ -52,7 +55,9 @@ struct KernelTable {
 const KernelTable& scalar_table();
 const KernelTable& avx2_table();
 const KernelTable& avx512_table();
-// Exact int8 dot with AVX512-VNNI (vpdpwssd); patched into the avx512 table when the CPU has VNNI.
+// Exact int8 dots with AVX512-VNNI; patched into the avx512 table when the CPU has VNNI.
 std::int32_t avx512_vnni_dot_i8i8(const std::int8_t* a, const std::int8_t* b, std::size_t dim);
+void avx512_vnni_dot_i8i8_block(const std::int8_t* q, const std::int8_t* base, std::size_t n, std::size_t dim,
+                                std::int32_t* out);
 
 }  // namespace recallcore::simd

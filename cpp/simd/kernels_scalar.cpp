@@ -81,6 +81,10 @@ std::int32_t dot_i8i8(const std::int8_t* a, const std::int8_t* b, std::size_t di
   return s;
 }
 
+void dot_i8i8_block(const std::int8_t* q, const std::int8_t* base, std::size_t n, std::size_t dim, std::int32_t* out) {
+  for (std::size_t r = 0; r < n; ++r) out[r] = dot_i8i8(q, base + r * dim, dim);
+}
+
 }  // namespace
 
 const KernelTable& scalar_table() {
@@ -94,6 +98,7 @@ const KernelTable& scalar_table() {
       {block_t<u16, l2_t<u16>>, block_t<u16, dot_t<u16>>, block_t<u16, cos_t<u16>>},
       {block_i8<l2_i8>, block_i8<dot_i8>, block_i8<cos_i8>},
       dot_i8i8,
+      dot_i8i8_block,
   };
   return t;
 }

@@ -98,19 +98,26 @@ py::array_t<float> distances(const py::handle& query_obj, const py::handle& matr
   return out;
 }
 
-std::int64_t dot_i8(const py::handle& a_obj, const py::handle& b_obj, const std::optional<std::string>& level_name) {
+// a . b exactly; with a 2-D b (n rows), one dot per row through the block kernel.
+py::object dot_i8(const py::handle& a_obj, const py::handle& b_obj, const std::optional<std::string>& level_name) {
   const simd::KernelTable& kt = level_name ? simd::table(simd::parse_level(*level_name)) : simd::active();
   py::array a = require_array(a_obj, "a"), b = require_array(b_obj, "b");
   for (auto [arr, nm] : {std::pair{&a, "a"}, std::pair{&b, "b"}}) {
     require_dtype<std::int8_t>(*arr, nm);
-    require_ndim(*arr, nm, 1);
     require_c_contiguous(*arr, nm);
   }
-  if (a.shape(0) != b.shape(0))
-    throw py::value_error("dimension mismatch: a has " + std::to_string(a.shape(0)) + " elements, b has " +
-                          std::to_string(b.shape(0)));
-  return kt.dot_i8i8(static_cast<const std::int8_t*>(a.data()), static_cast<const std::int8_t*>(b.data()),
-                     std::size_t(a.shape(0)));
+  require_ndim(a, "a", 1);
+  if (b.ndim() != 1 && b.ndim() != 2) throw py::value_error("b must be 1-D or 2-D, got " + std::to_string(b.ndim()) + "-D");
+  const py::ssize_t dim = b.shape(b.ndim() - 1);
+  if (a.shape(0) != dim)
+    throw py::value_error("dimension mismatch: a has " + std::to_string(a.shape(0)) + " elements, b's rows have " +
+                          std::to_string(dim));
+  const auto* pa = static_cast<const std::int8_t*>(a.data());
+  const auto* pb = static_cast<const std::int8_t*>(b.data());
+  if (b.ndim() == 1) return py::int_(kt.dot_i8i8(pa, pb, std::size_t(dim)));
+  py::array_t<std::int32_t> out(b.shape(0));
+  kt.dot_i8i8_block(pa, pb, std::size_t(b.shape(0)), std::size_t(dim), out.mutable_data());
+  return out;
 }
 
 }  // namespace
@@ -142,7 +149,8 @@ void register_kernels(py::module_& m) {
         py::arg("scales") = py::none(), py::arg("level") = py::none(), py::arg("block") = true,
         "Distances from one query (float32[dim]) to every row of matrix (float32/float16/int8[n, dim]).");
   m.def("dot_i8", &dot_i8, py::arg("a"), py::arg("b"), py::kw_only(), py::arg("level") = py::none(),
-        "Exact integer dot product of two int8 vectors (VNNI kernel where the CPU has it).");
+        "Exact integer dot product of two int8 vectors (VNNI kernel where the CPU has it); with a 2-D b, "
+        "an int32 array of a's dot with each row (the block kernel).");
 }
 
 }  // namespace recallcore::bindings

@@ -116,7 +116,11 @@ class Hit:
 
     @property
     def text(self) -> str:
-        return self.record.text
+        # Straight from the core's tuple when the Record was not built yet (text is what most callers
+        # read; building the Record for it would cost more than the search).
+        d = self.__dict__
+        record = d.get("record")
+        return record.text if record is not None else d["_record_tuple"][1]
 
     def __getattr__(self, name: str) -> Any:
         # Only reached for attributes missing from the instance dict: ``record`` of a hit built by
