@@ -161,16 +161,17 @@ def run_recallcore(w: Workload, path: Path, n_queries: int) -> dict[str, dict[st
     m = build_recallcore(w, path)
     out = {}
     try:
+        # Each row reads every hit's text, as a caller building a prompt does (the peers return it too).
         def hybrid(i: int) -> Any:
-            return m.recall(w.q_texts[i], vector=w.q_vectors[i], namespace=w.q_ns[i], k=K)
+            return [h.text for h in m.recall(w.q_texts[i], vector=w.q_vectors[i], namespace=w.q_ns[i], k=K)]
 
         def vector(i: int) -> Any:
-            return m.recall(vector=w.q_vectors[i], namespace=w.q_ns[i], k=K, mode="vector")
+            return [h.text for h in m.recall(vector=w.q_vectors[i], namespace=w.q_ns[i], k=K, mode="vector")]
 
         def lexical(i: int) -> Any:
-            return m.recall(w.q_texts[i], namespace=w.q_ns[i], k=K, mode="lexical")
+            return [h.text for h in m.recall(w.q_texts[i], namespace=w.q_ns[i], k=K, mode="lexical")]
 
-        hits = hybrid(0)
+        hits = m.recall(w.q_texts[0], vector=w.q_vectors[0], namespace=w.q_ns[0], k=K)
         assert len(hits) == K and all(h.record.namespace == w.q_ns[0] and h.text for h in hits)
         # Touch every namespace once first: a reopened store serves its vectors from a file mapping,
         # and the first query of a namespace would otherwise pay its page faults inside the timing.

@@ -12,6 +12,8 @@ namespace recallcore::engine {
 
 namespace {
 
+constexpr std::size_t kContextExactHits = 10;
+
 // "YYYY-MM-DD" of a UTC day number (days since 1970-01-01), by the civil-from-days algorithm
 // (H. Hinnant, "chrono-Compatible Low-Level Date Algorithms").
 void append_date(std::string& out, double ts) {
@@ -139,7 +141,11 @@ ContextResult assemble_context(Memory& memory, const ContextRequest& req) {
   if (!req.recall.text.empty() || req.recall.vector != nullptr) {
     SectionSpec s{"memories", false, 1, {}};
     std::size_t rank = 0;
-    for (auto& res : memory.recall(req.recall)) {
+    // Packing uses the fused ranks, never the similarities: only the head needs exact re-scoring
+    // (the rest keep their int8 estimates' order; each exact one is a cold 1.5 KB row at 384-d).
+    RecallQuery rq = req.recall;
+    if (rq.exact == 0) rq.exact = kContextExactHits;
+    for (auto& res : memory.recall(rq)) {
       ++rank;
       if (taken.count(res.hit.id)) continue;
       s.entries.push_back(record_entry(std::move(res.record), "memories", float(std::exp2(-double(rank - 1) / 5.0))));

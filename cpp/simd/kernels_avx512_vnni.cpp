@@ -42,8 +42,8 @@ void avx512_vnni_dot_i8i8_block(const std::int8_t* q, const std::int8_t* base, s
   const __mmask64 tail_mask = _cvtu64_mask64(tail == 0 ? 0 : (~std::uint64_t(0) >> (64 - tail)));
   for (std::size_t r = 0; r < n; ++r) {
     const std::int8_t* c = base + r * dim;
-    if (r + 2 < n)
-      for (std::size_t b = 0; b < dim; b += 64) _mm_prefetch(reinterpret_cast<const char*>(c + 2 * dim + b), _MM_HINT_T0);
+    if (r + 8 < n)
+      for (std::size_t b = 0; b < dim; b += 64) _mm_prefetch(reinterpret_cast<const char*>(c + 8 * dim + b), _MM_HINT_T0);
     __m512i acc0 = _mm512_setzero_si512(), acc1 = _mm512_setzero_si512();
     __m512i sum0 = _mm512_setzero_si512(), sum1 = _mm512_setzero_si512();
     std::size_t i = 0;
