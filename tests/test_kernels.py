@@ -138,10 +138,13 @@ def test_i8_integer_block_dot_is_exact(level, dim, n):
     if n:
         rows[0] = -128
         q[: dim // 2] = -128
+    want = (rows.astype(np.int64) @ q.astype(np.int64)).tolist()
     got = _core.dot_i8(q, rows, level=level)
     assert got.dtype == np.int32 and got.shape == (n,)
-    assert got.tolist() == (rows.astype(np.int64) @ q.astype(np.int64)).tolist()
+    assert got.tolist() == want
     assert got.tolist() == _core.dot_i8(q, rows, level="scalar").tolist()
+    sums = rows.astype(np.int32).sum(axis=1).astype(np.int32)  # the kept-sums path of the VNNI kernel
+    assert _core.dot_i8(q, rows, row_sums=sums, level=level).tolist() == want
 
 
 @pytest.mark.parametrize("level", LEVELS)
@@ -209,6 +212,14 @@ def test_int8_needs_matching_scales():
         _core.distances(np.ones(4, np.float32), codes)
     with pytest.raises(ValueError, match="one entry per matrix row"):
         _core.distances(np.ones(4, np.float32), codes, scales=np.ones(2, np.float32))
+
+
+def test_block_dot_needs_one_row_sum_per_row():
+    rows = np.ones((3, 4), np.int8)
+    with pytest.raises(ValueError, match="one entry per row"):
+        _core.dot_i8(np.ones(4, np.int8), rows, row_sums=np.ones(2, np.int32))
+    with pytest.raises(TypeError):
+        _core.dot_i8(np.ones(4, np.int8), rows, row_sums=np.ones(3, np.int64))
 
 
 def _import_with(level: str) -> subprocess.CompletedProcess[str]:

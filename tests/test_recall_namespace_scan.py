@@ -218,6 +218,26 @@ def test_validity_archive_and_expiry_after_the_copies_are_built(tmp_path: Path) 
         assert m.verify()["scan_copy_mismatches"] == 0
 
 
+def test_a_plain_query_finds_deep_candidates_when_most_rows_are_expired(tmp_path: Path) -> None:
+    """The plain path reads a bound off a sample of all rows' estimates; when most rows near the query
+    have expired, fewer than the candidates asked for lie under it and every row must be considered."""
+    rng = np.random.default_rng(8)
+    with recallcore.Memory(tmp_path / "s", dim=DIM, durable=False) as m:
+        vecs = unit(rng, PER_NS)
+        q = unit(rng, 1)[0]
+        near = set(np.argsort(-(vecs @ q))[: PER_NS * 9 // 10].tolist())  # the closest 90% expire
+        items = [{"text": f"r{i}", "namespace": "e", "vector": vecs[i], "ts": NOW - 100,
+                  **({"ttl": 10} if i in near else {})} for i in range(PER_NS)]
+        ids = m.add_many(items)
+        alive = [i for i in range(PER_NS) if i not in near]
+        ranked = [ids[i] for i in sorted(alive, key=lambda i: (-float(vecs[i] @ q), ids[i]))]
+        for _ in range(2):  # the second search runs on the copies
+            for k in (10, 50):  # 100 and 250 candidates: below and above a quarter of the rows
+                hits = m.recall(vector=q, namespace="e", k=k, mode="vector", now=NOW)
+                assert [h.id for h in hits] == ranked[:k]
+        assert m.stats()["scan_cache"]["namespaces"] == 1
+
+
 @settings(max_examples=12, deadline=None)
 @given(ops=st.lists(st.tuples(st.sampled_from(["add", "delete", "revector", "archive", "unarchive", "ttl",
                                                "supersede"]), st.integers(0, 10 ** 6)),

@@ -26,7 +26,8 @@ void normalise(const float* v, std::size_t dim, float* out) {
 }
 }  // namespace
 
-void NamespaceVectors::encode(const float* v, std::int8_t* codes, float* scale, float* norm) const {
+void NamespaceVectors::encode(const float* v, std::int8_t* codes, float* scale, float* norm,
+                              std::int32_t* sum) const {
   if (metric_ == simd::Metric::cosine) {
     // Unit vectors, so the inner-product kernel orders by cosine without a norm per row.
     thread_local std::vector<float> unit;
@@ -37,6 +38,9 @@ void NamespaceVectors::encode(const float* v, std::int8_t* codes, float* scale, 
     *scale = simd::encode_i8(v, dim_, codes);
   }
   *norm = *scale * *scale * float(simd::active().dot_i8i8(codes, codes, dim_));
+  std::int32_t total = 0;
+  for (std::size_t i = 0; i < dim_; ++i) total += codes[i];
+  *sum = total;
 }
 
 NamespaceVectors::Block* NamespaceVectors::find(std::uint32_t ns) const {
@@ -46,7 +50,7 @@ NamespaceVectors::Block* NamespaceVectors::find(std::uint32_t ns) const {
 
 std::size_t NamespaceVectors::bytes_of(const Block& b) {
   return b.ids.capacity() * sizeof(std::uint64_t) + b.codes.capacity() +
-         (b.scales.capacity() + b.norms.capacity()) * sizeof(float) +
+         (b.scales.capacity() + b.norms.capacity()) * sizeof(float) + b.sums.capacity() * sizeof(std::int32_t) +
          b.vecs.capacity() * sizeof(float) + b.mirror.capacity() * sizeof(Mirror) + b.live.capacity();
 }
 
@@ -99,9 +103,10 @@ bool NamespaceVectors::search(std::uint32_t ns, const float* query, std::size_t 
       b->codes.resize(n * dim_);
       b->scales.resize(n);
       b->norms.resize(n);
+      b->sums.resize(n);
       b->live.assign(n, 1);
       for (std::size_t i = 0; i < n; ++i)
-        encode(b->vecs.data() + i * dim_, b->codes.data() + i * dim_, &b->scales[i], &b->norms[i]);
+        encode(b->vecs.data() + i * dim_, b->codes.data() + i * dim_, &b->scales[i], &b->norms[i], &b->sums[i]);
       b->bytes = bytes_of(*b);
       bytes_ += b->bytes;
       blocks_.emplace(ns, b);
@@ -129,45 +134,56 @@ bool NamespaceVectors::search(std::uint32_t ns, const float* query, std::size_t 
   const float qscale = simd::encode_i8(q.data(), dim_, qc.data());
   const float qq = l2 ? kt.f32[int(simd::Metric::ip)](q.data(), q.data(), dim_) : 0.0f;
 
-  // Step 1: estimates for every row, then the best `keep` the filter admits. A plain query keeps a
-  // reservoir: rows that cannot beat the current `keep`-th best are dropped with one comparison, and
-  // an nth_element trims the reservoir whenever it doubles. Otherwise the filter, whose table rows are
-  // scattered over the store, must be asked in estimate order: every row is kept and selected in
-  // rounds of nth_element (linear), so the filter is asked about ~keep rows, not every row.
-  cand.clear();
-  const std::size_t cap = 2 * keep + 64;
-  // Plain: only estimates below it can enter the best `keep`. Rows come in increasing position, so a
-  // later row that ties the bound would lose the (estimate, row) order anyway: `<` is exact.
-  float bound = INFINITY;
-  std::int32_t dots[kChunk];
-  float est[kChunk];
+  // Step 1: estimates for every row, then the best `keep` the filter admits.
+  thread_local std::vector<float> est;
+  est.resize(n);
   for (std::size_t start = 0; start < n; start += kChunk) {
     const std::size_t m = std::min(kChunk, n - start);
-    kt.dot_i8i8_block(qc.data(), b->codes.data() + start * dim_, m, dim_, dots);
+    std::int32_t dots[kChunk];
+    kt.dot_i8i8_block(qc.data(), b->codes.data() + start * dim_, b->sums.data() + start, m, dim_, dots);
     const float* scales = b->scales.data() + start;
-    const float* norms = b->norms.data() + start;
+    float* e = est.data() + start;
     if (l2) {
-      for (std::size_t j = 0; j < m; ++j) est[j] = qq - 2.0f * qscale * scales[j] * float(dots[j]) + norms[j];
+      const float* norms = b->norms.data() + start;
+      for (std::size_t j = 0; j < m; ++j) e[j] = qq - 2.0f * qscale * scales[j] * float(dots[j]) + norms[j];
     } else {
-      for (std::size_t j = 0; j < m; ++j) est[j] = -(qscale * scales[j] * float(dots[j]));
+      for (std::size_t j = 0; j < m; ++j) e[j] = -(qscale * scales[j] * float(dots[j]));
     }
-    for (std::size_t j = 0; j < m; ++j) {
-      if (!(est[j] < bound)) continue;  // after the first few hundred rows, nearly every row stops here
-      const std::size_t row = start + j;
-      if (!b->live[row]) continue;
-      if (plain.use) {
-        const Mirror& h = b->mirror[row];
-        if (!plain.history && !(h.valid_from <= plain.valid_at && plain.valid_at < h.valid_to)) continue;
-        if (!plain.archived && h.archived) continue;
-        if (h.expires_at <= plain.now) continue;
-      }
-      cand.push_back(Candidate::make(est[j], std::uint32_t(row)));
-      if (plain.use && cand.size() == cap) {
-        std::nth_element(cand.begin(), cand.begin() + long(keep - 1), cand.end());
-        cand.resize(keep);
-        bound = cand[keep - 1].approx();
-      }
-    }
+  }
+  auto admitted = [&](std::size_t row) {
+    if (!b->live[row]) return false;
+    if (!plain.use) return true;  // the filter decides, below
+    const Mirror& h = b->mirror[row];
+    if (!plain.history && !(h.valid_from <= plain.valid_at && plain.valid_at < h.valid_to)) return false;
+    if (!plain.archived && h.archived) return false;
+    return h.expires_at > plain.now;
+  };
+  auto collect_all = [&] {
+    cand.clear();
+    for (std::size_t row = 0; row < n; ++row)
+      if (admitted(row)) cand.push_back(Candidate::make(est[row], std::uint32_t(row)));
+  };
+  cand.clear();
+  if (plain.use && n > 4 * keep) {
+    // A plain query needs no filter calls, only the best `keep` admitted rows. A bound read off a
+    // strided sample of the estimates (its rank scaled to ~1.5 keep rows) leaves ~1.5 keep rows to
+    // check and select among, instead of every row. Exact: when at least `keep` admitted rows lie
+    // at or under the bound, the best `keep` all do; otherwise every row is collected.
+    constexpr std::size_t kStride = 8;
+    thread_local std::vector<float> sample;
+    sample.clear();
+    for (std::size_t row = 0; row < n; row += kStride) sample.push_back(est[row]);
+    const std::size_t rank = std::min(sample.size() - 1, (keep * 3 / 2) / kStride + 2);
+    std::nth_element(sample.begin(), sample.begin() + long(rank), sample.end());
+    const float bound = sample[rank];
+    for (std::size_t row = 0; row < n; ++row)
+      if (est[row] <= bound && admitted(row)) cand.push_back(Candidate::make(est[row], std::uint32_t(row)));
+    if (cand.size() < keep) collect_all();
+  } else {
+    // Otherwise the filter, whose table rows are scattered over the store, must be asked in estimate
+    // order: every live row is kept and selected in rounds of nth_element (linear), so the filter is
+    // asked about ~keep rows, not every row.
+    collect_all();
   }
   std::size_t accepted = 0, lo = 0;
   if (plain.use) {  // every candidate is admitted: one selection, no filter calls
@@ -231,6 +247,7 @@ void NamespaceVectors::put(std::uint32_t ns, std::uint64_t id, const float* v, c
     b->codes.insert(b->codes.begin() + long(pos * dim_), dim_, 0);
     b->scales.insert(b->scales.begin() + long(pos), 0.0f);
     b->norms.insert(b->norms.begin() + long(pos), 0.0f);
+    b->sums.insert(b->sums.begin() + long(pos), 0);
     b->vecs.insert(b->vecs.begin() + long(pos * dim_), dim_, 0.0f);
     b->mirror.insert(b->mirror.begin() + long(pos), Mirror{});
     b->live.insert(b->live.begin() + long(pos), 1);
@@ -238,7 +255,7 @@ void NamespaceVectors::put(std::uint32_t ns, std::uint64_t id, const float* v, c
     b->live[pos] = 1;  // a removed row re-added (a replaced vector)
     --b->dead;
   }
-  encode(v, b->codes.data() + pos * dim_, &b->scales[pos], &b->norms[pos]);
+  encode(v, b->codes.data() + pos * dim_, &b->scales[pos], &b->norms[pos], &b->sums[pos]);
   std::copy(v, v + dim_, b->vecs.begin() + long(pos * dim_));
   b->mirror[pos] = mirror_of(h);
   resized(*b);
@@ -278,6 +295,7 @@ void NamespaceVectors::compact(Block& b) const {
       std::copy_n(b.codes.begin() + long(i * dim_), dim_, b.codes.begin() + long(w * dim_));
       b.scales[w] = b.scales[i];
       b.norms[w] = b.norms[i];
+      b.sums[w] = b.sums[i];
       b.mirror[w] = b.mirror[i];
       std::copy_n(b.vecs.begin() + long(i * dim_), dim_, b.vecs.begin() + long(w * dim_));
     }
@@ -287,6 +305,7 @@ void NamespaceVectors::compact(Block& b) const {
   b.codes.resize(w * dim_);
   b.scales.resize(w);
   b.norms.resize(w);
+  b.sums.resize(w);
   b.mirror.resize(w);
   b.vecs.resize(w * dim_);
   b.live.assign(w, 1);

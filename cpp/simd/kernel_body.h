@@ -163,7 +163,8 @@ void block_i8(const float* q, const signed char* base, const float* scales, unsi
 }
 
 template <int (*F)(const signed char*, const signed char*, unsigned long)>
-void block_i8i8(const signed char* q, const signed char* base, unsigned long n, unsigned long dim, int* out) {
+void block_i8i8(const signed char* q, const signed char* base, const int* /*row_sums: not needed here*/,
+                unsigned long n, unsigned long dim, int* out) {
   for (unsigned long r = 0; r < n; ++r) {
     if (r + 2 < n)
       for (unsigned long b = 0; b < dim; b += 64) Ops::prefetch(base + (r + 2) * dim + b);

@@ -32,8 +32,10 @@ using F16BlockFn = void (*)(const float* q, const std::uint16_t* base, std::size
 using I8BlockFn = void (*)(const float* q, const std::int8_t* base, const float* scales, std::size_t n,
                            std::size_t dim, float* out);
 using I8I8Fn = std::int32_t (*)(const std::int8_t* a, const std::int8_t* b, std::size_t dim);
-using I8I8BlockFn = void (*)(const std::int8_t* q, const std::int8_t* base, std::size_t n, std::size_t dim,
-                             std::int32_t* out);
+// row_sums (optional, may be null): each row's sum of codes, which the VNNI kernel would otherwise
+// compute alongside the dot (callers scanning the same rows many times keep them).
+using I8I8BlockFn = void (*)(const std::int8_t* q, const std::int8_t* base, const std::int32_t* row_sums,
+                             std::size_t n, std::size_t dim, std::int32_t* out);
 
 // One level's kernels. Index [m] by Metric: l2 -> squared L2, ip -> inner product a.b (a similarity:
 // larger is closer), cosine -> cosine distance. Block variants compute one query against n
@@ -57,7 +59,7 @@ const KernelTable& avx2_table();
 const KernelTable& avx512_table();
 // Exact int8 dots with AVX512-VNNI; patched into the avx512 table when the CPU has VNNI.
 std::int32_t avx512_vnni_dot_i8i8(const std::int8_t* a, const std::int8_t* b, std::size_t dim);
-void avx512_vnni_dot_i8i8_block(const std::int8_t* q, const std::int8_t* base, std::size_t n, std::size_t dim,
-                                std::int32_t* out);
+void avx512_vnni_dot_i8i8_block(const std::int8_t* q, const std::int8_t* base, const std::int32_t* row_sums,
+                                std::size_t n, std::size_t dim, std::int32_t* out);
 
 }  // namespace recallcore::simd

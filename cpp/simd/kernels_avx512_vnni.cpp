@@ -33,44 +33,126 @@ std::int32_t avx512_vnni_dot_i8i8(const std::int8_t* a, const std::int8_t* b, st
 
 // One query against n rows, 64 byte products per instruction. vpdpbusd multiplies unsigned bytes by
 // signed ones: with u = q + 128 (q xor 0x80), u.c = q.c + 128 * sum(c), and sum(c) is one more vpdpbusd
-// against ones. Exact in int32 (|u.c| <= 255 * 128 * dim). The tail is a masked load: zero codes
-// contribute nothing to either sum.
-void avx512_vnni_dot_i8i8_block(const std::int8_t* q, const std::int8_t* base, std::size_t n, std::size_t dim,
-                                std::int32_t* out) {
-  const __m512i flip = _mm512_set1_epi8(char(0x80)), ones = _mm512_set1_epi8(1);
-  const std::size_t tail = dim % 64, full = dim - tail;
-  const __mmask64 tail_mask = _cvtu64_mask64(tail == 0 ? 0 : (~std::uint64_t(0) >> (64 - tail)));
-  for (std::size_t r = 0; r < n; ++r) {
-    const std::int8_t* c = base + r * dim;
-    if (r + 8 < n)
-      for (std::size_t b = 0; b < dim; b += 64) _mm_prefetch(reinterpret_cast<const char*>(c + 8 * dim + b), _MM_HINT_T0);
-    __m512i acc0 = _mm512_setzero_si512(), acc1 = _mm512_setzero_si512();
-    __m512i sum0 = _mm512_setzero_si512(), sum1 = _mm512_setzero_si512();
-    std::size_t i = 0;
-    for (; i + 128 <= full; i += 128) {
-      const __m512i x0 = _mm512_loadu_si512(c + i), x1 = _mm512_loadu_si512(c + i + 64);
-      acc0 = _mm512_dpbusd_epi32(acc0, _mm512_xor_si512(_mm512_loadu_si512(q + i), flip), x0);
-      acc1 = _mm512_dpbusd_epi32(acc1, _mm512_xor_si512(_mm512_loadu_si512(q + i + 64), flip), x1);
-      sum0 = _mm512_dpbusd_epi32(sum0, ones, x0);
-      sum1 = _mm512_dpbusd_epi32(sum1, ones, x1);
-    }
-    if (i < full) {
-      const __m512i x = _mm512_loadu_si512(c + i);
-      acc0 = _mm512_dpbusd_epi32(acc0, _mm512_xor_si512(_mm512_loadu_si512(q + i), flip), x);
-      sum0 = _mm512_dpbusd_epi32(sum0, ones, x);
-      i += 64;
-    }
-    if (tail != 0) {
-      const __m512i x = _mm512_maskz_loadu_epi8(tail_mask, c + i);
-      acc1 = _mm512_dpbusd_epi32(acc1, _mm512_xor_si512(_mm512_maskz_loadu_epi8(tail_mask, q + i), flip), x);
-      sum1 = _mm512_dpbusd_epi32(sum1, ones, x);
-    }
-    const __m512i v = _mm512_sub_epi32(_mm512_add_epi32(acc0, acc1), _mm512_slli_epi32(_mm512_add_epi32(sum0, sum1), 7));
+// against ones unless the caller keeps row_sums (then half the instructions). Exact in int32
+// (|u.c| <= 255 * 128 * dim). Four rows at a time share each load of the query and one reduction tree. Tails are masked loads: zero bytes add nothing to either sum.
+namespace {
+
+inline __mmask64 tail_mask(std::size_t tail) {
+  return _cvtu64_mask64(tail == 0 ? 0 : (~std::uint64_t(0) >> (64 - tail)));
+}
+
+// Horizontal sums of four vectors, as lanes 0..3 of the result.
+inline __m128i hsum4(__m512i a, __m512i b, __m512i c, __m512i d) {
+  auto fold = [](__m512i v) {  // 16 lanes -> 4 lanes
     const __m256i h = _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
-    out[r] = _mm_cvtsi128_si32(s);
+    return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+  };
+  const __m128i fa = fold(a), fb = fold(b), fc = fold(c), fd = fold(d);
+  const __m128i ab = _mm_hadd_epi32(fa, fb), cd = _mm_hadd_epi32(fc, fd);
+  return _mm_hadd_epi32(ab, cd);
+}
+
+// As below, with the rows' code sums given: one vpdpbusd per 64 bytes per row.
+void dot_u8i8_block_with_sums(const std::int8_t* q, const std::int8_t* base, const std::int32_t* row_sums,
+                              std::size_t n, std::size_t dim, std::int32_t* out) {
+  const __m512i flip = _mm512_set1_epi8(char(0x80));
+  const std::size_t full = dim - dim % 64;
+  const __mmask64 tm = tail_mask(dim % 64);
+  constexpr std::size_t kAhead = 8;
+  std::size_t r = 0;
+  for (; r + 4 <= n; r += 4) {
+    const std::int8_t* c = base + r * dim;
+    if (r + kAhead + 4 <= n)
+      for (std::size_t b = 0; b < 4 * dim; b += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(c + kAhead * dim + b), _MM_HINT_T0);
+    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+    std::size_t i = 0;
+    for (; i < full; i += 64) {
+      const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(q + i), flip);
+      a0 = _mm512_dpbusd_epi32(a0, u, _mm512_loadu_si512(c + i));
+      a1 = _mm512_dpbusd_epi32(a1, u, _mm512_loadu_si512(c + dim + i));
+      a2 = _mm512_dpbusd_epi32(a2, u, _mm512_loadu_si512(c + 2 * dim + i));
+      a3 = _mm512_dpbusd_epi32(a3, u, _mm512_loadu_si512(c + 3 * dim + i));
+    }
+    if (i < dim) {
+      const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(tm, q + i), flip);
+      a0 = _mm512_dpbusd_epi32(a0, u, _mm512_maskz_loadu_epi8(tm, c + i));
+      a1 = _mm512_dpbusd_epi32(a1, u, _mm512_maskz_loadu_epi8(tm, c + dim + i));
+      a2 = _mm512_dpbusd_epi32(a2, u, _mm512_maskz_loadu_epi8(tm, c + 2 * dim + i));
+      a3 = _mm512_dpbusd_epi32(a3, u, _mm512_maskz_loadu_epi8(tm, c + 3 * dim + i));
+    }
+    const __m128i sums = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row_sums + r));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + r), _mm_sub_epi32(hsum4(a0, a1, a2, a3), _mm_slli_epi32(sums, 7)));
+  }
+  for (; r < n; ++r) {
+    const std::int8_t* c = base + r * dim;
+    __m512i a = _mm512_setzero_si512();
+    std::size_t i = 0;
+    for (; i < full; i += 64)
+      a = _mm512_dpbusd_epi32(a, _mm512_xor_si512(_mm512_loadu_si512(q + i), flip), _mm512_loadu_si512(c + i));
+    if (i < dim)
+      a = _mm512_dpbusd_epi32(a, _mm512_xor_si512(_mm512_maskz_loadu_epi8(tm, q + i), flip),
+                              _mm512_maskz_loadu_epi8(tm, c + i));
+    const __m512i z = _mm512_setzero_si512();
+    // Wrapping arithmetic: the partial sums may exceed int32 where the final dot does not.
+    out[r] = std::int32_t(std::uint32_t(_mm_cvtsi128_si32(hsum4(a, z, z, z))) - (std::uint32_t(row_sums[r]) << 7));
+  }
+}
+
+}  // namespace
+
+void avx512_vnni_dot_i8i8_block(const std::int8_t* q, const std::int8_t* base, const std::int32_t* row_sums,
+                                std::size_t n, std::size_t dim, std::int32_t* out) {
+  if (row_sums != nullptr) return dot_u8i8_block_with_sums(q, base, row_sums, n, dim, out);
+  const __m512i flip = _mm512_set1_epi8(char(0x80)), ones = _mm512_set1_epi8(1);
+  const std::size_t full = dim - dim % 64;
+  const __mmask64 tm = tail_mask(dim % 64);
+  constexpr std::size_t kAhead = 8;  // rows prefetched ahead: enough to cover DRAM latency on cold rows
+  std::size_t r = 0;
+  for (; r + 4 <= n; r += 4) {
+    const std::int8_t* c = base + r * dim;
+    if (r + kAhead + 4 <= n)
+      for (std::size_t b = 0; b < 4 * dim; b += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(c + kAhead * dim + b), _MM_HINT_T0);
+    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0, s0 = a0, s1 = a0, s2 = a0, s3 = a0;
+    auto step = [&](__m512i u, __m512i x0, __m512i x1, __m512i x2, __m512i x3) {
+      a0 = _mm512_dpbusd_epi32(a0, u, x0);
+      a1 = _mm512_dpbusd_epi32(a1, u, x1);
+      a2 = _mm512_dpbusd_epi32(a2, u, x2);
+      a3 = _mm512_dpbusd_epi32(a3, u, x3);
+      s0 = _mm512_dpbusd_epi32(s0, ones, x0);
+      s1 = _mm512_dpbusd_epi32(s1, ones, x1);
+      s2 = _mm512_dpbusd_epi32(s2, ones, x2);
+      s3 = _mm512_dpbusd_epi32(s3, ones, x3);
+    };
+    std::size_t i = 0;
+    for (; i < full; i += 64)
+      step(_mm512_xor_si512(_mm512_loadu_si512(q + i), flip), _mm512_loadu_si512(c + i),
+           _mm512_loadu_si512(c + dim + i), _mm512_loadu_si512(c + 2 * dim + i), _mm512_loadu_si512(c + 3 * dim + i));
+    if (i < dim)
+      step(_mm512_xor_si512(_mm512_maskz_loadu_epi8(tm, q + i), flip), _mm512_maskz_loadu_epi8(tm, c + i),
+           _mm512_maskz_loadu_epi8(tm, c + dim + i), _mm512_maskz_loadu_epi8(tm, c + 2 * dim + i),
+           _mm512_maskz_loadu_epi8(tm, c + 3 * dim + i));
+    const __m128i dots = hsum4(a0, a1, a2, a3), sums = hsum4(s0, s1, s2, s3);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + r), _mm_sub_epi32(dots, _mm_slli_epi32(sums, 7)));
+  }
+  for (; r < n; ++r) {  // the last n % 4 rows one at a time
+    const std::int8_t* c = base + r * dim;
+    __m512i a = _mm512_setzero_si512(), s = a;
+    std::size_t i = 0;
+    for (; i < full; i += 64) {
+      const __m512i x = _mm512_loadu_si512(c + i);
+      a = _mm512_dpbusd_epi32(a, _mm512_xor_si512(_mm512_loadu_si512(q + i), flip), x);
+      s = _mm512_dpbusd_epi32(s, ones, x);
+    }
+    if (i < dim) {
+      const __m512i x = _mm512_maskz_loadu_epi8(tm, c + i);
+      a = _mm512_dpbusd_epi32(a, _mm512_xor_si512(_mm512_maskz_loadu_epi8(tm, q + i), flip), x);
+      s = _mm512_dpbusd_epi32(s, ones, x);
+    }
+    const __m128i v = hsum4(_mm512_sub_epi32(a, _mm512_slli_epi32(s, 7)), _mm512_setzero_si512(), _mm512_setzero_si512(),
+                            _mm512_setzero_si512());
+    out[r] = _mm_cvtsi128_si32(v);
   }
 }
 

@@ -81,7 +81,8 @@ std::int32_t dot_i8i8(const std::int8_t* a, const std::int8_t* b, std::size_t di
   return s;
 }
 
-void dot_i8i8_block(const std::int8_t* q, const std::int8_t* base, std::size_t n, std::size_t dim, std::int32_t* out) {
+void dot_i8i8_block(const std::int8_t* q, const std::int8_t* base, const std::int32_t* /*row_sums*/, std::size_t n,
+                    std::size_t dim, std::int32_t* out) {
   for (std::size_t r = 0; r < n; ++r) out[r] = dot_i8i8(q, base + r * dim, dim);
 }
 

@@ -99,7 +99,8 @@ py::array_t<float> distances(const py::handle& query_obj, const py::handle& matr
 }
 
 // a . b exactly; with a 2-D b (n rows), one dot per row through the block kernel.
-py::object dot_i8(const py::handle& a_obj, const py::handle& b_obj, const std::optional<std::string>& level_name) {
+py::object dot_i8(const py::handle& a_obj, const py::handle& b_obj, const py::object& row_sums_obj,
+                  const std::optional<std::string>& level_name) {
   const simd::KernelTable& kt = level_name ? simd::table(simd::parse_level(*level_name)) : simd::active();
   py::array a = require_array(a_obj, "a"), b = require_array(b_obj, "b");
   for (auto [arr, nm] : {std::pair{&a, "a"}, std::pair{&b, "b"}}) {
@@ -115,8 +116,18 @@ py::object dot_i8(const py::handle& a_obj, const py::handle& b_obj, const std::o
   const auto* pa = static_cast<const std::int8_t*>(a.data());
   const auto* pb = static_cast<const std::int8_t*>(b.data());
   if (b.ndim() == 1) return py::int_(kt.dot_i8i8(pa, pb, std::size_t(dim)));
+  const std::int32_t* sums = nullptr;
+  py::array sums_arr;
+  if (!row_sums_obj.is_none()) {
+    sums_arr = require_array(row_sums_obj, "row_sums");
+    require_dtype<std::int32_t>(sums_arr, "row_sums");
+    require_ndim(sums_arr, "row_sums", 1);
+    require_c_contiguous(sums_arr, "row_sums");
+    if (sums_arr.shape(0) != b.shape(0)) throw py::value_error("row_sums needs one entry per row of b");
+    sums = static_cast<const std::int32_t*>(sums_arr.data());
+  }
   py::array_t<std::int32_t> out(b.shape(0));
-  kt.dot_i8i8_block(pa, pb, std::size_t(b.shape(0)), std::size_t(dim), out.mutable_data());
+  kt.dot_i8i8_block(pa, pb, sums, std::size_t(b.shape(0)), std::size_t(dim), out.mutable_data());
   return out;
 }
 
@@ -148,9 +159,11 @@ void register_kernels(py::module_& m) {
   m.def("distances", &distances, py::arg("query"), py::arg("matrix"), py::arg("metric") = "l2", py::kw_only(),
         py::arg("scales") = py::none(), py::arg("level") = py::none(), py::arg("block") = true,
         "Distances from one query (float32[dim]) to every row of matrix (float32/float16/int8[n, dim]).");
-  m.def("dot_i8", &dot_i8, py::arg("a"), py::arg("b"), py::kw_only(), py::arg("level") = py::none(),
+  m.def("dot_i8", &dot_i8, py::arg("a"), py::arg("b"), py::kw_only(), py::arg("row_sums") = py::none(),
+        py::arg("level") = py::none(),
         "Exact integer dot product of two int8 vectors (VNNI kernel where the CPU has it); with a 2-D b, "
-        "an int32 array of a's dot with each row (the block kernel).");
+        "an int32 array of a's dot with each row (the block kernel; row_sums, each row's int32 sum of codes, "
+        "lets the VNNI kernel skip computing them).");
 }
 
 }  // namespace recallcore::bindings

@@ -22,7 +22,8 @@ def distances(
     block: bool = True,
 ) -> npt.NDArray[np.float32]: ...
 def dot_i8(
-    a: npt.NDArray[np.int8], b: npt.NDArray[np.int8], *, level: Optional[str] = None
+    a: npt.NDArray[np.int8], b: npt.NDArray[np.int8], *, row_sums: Optional[npt.NDArray[np.int32]] = None,
+    level: Optional[str] = None,
 ) -> int | npt.NDArray[np.int32]: ...
 
 # --- text layer (python/bindings/text.cpp) ---
