@@ -43,6 +43,18 @@ def test_cl100k_pieces_partition_the_text(text):
     assert n <= 4 * len(text.encode())  # never more than a few tokens per byte
 
 
+# ASCII text, weighted towards what the splitter distinguishes: letters, digits, apostrophes
+# (contractions), punctuation runs, spaces and line breaks.
+ascii_texts = st.lists(st.sampled_from(list("aAbBzZ019' .,!?-\"()\n\r\t") + ["  ", "'s", "'ll", "\r\n", "I'M"]),
+                       max_size=150).map("".join)
+
+
+@settings(max_examples=500, deadline=None)
+@given(ascii_texts)
+def test_ascii_fast_path_estimates_like_the_decoding_path(text):
+    assert _core.estimate_tokens(text) == _core._estimate_tokens_decoding(text)
+
+
 @settings(max_examples=100, deadline=None)
 @given(st.lists(texts, max_size=8), texts)
 def test_bm25_accepts_any_text_and_round_trips(docs, query):

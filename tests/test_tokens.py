@@ -122,6 +122,13 @@ def test_splitter_matches_the_cl100k_regex(data_dir):
         assert _core._cl100k_pieces(text) == pattern.findall(text), text
 
 
+def test_ascii_fast_path_agrees_with_decoding_on_real_text(data_dir):
+    texts = [t for t in realtalk_texts(data_dir) if t.isascii()]
+    assert len(texts) > 100
+    for text in texts[::5] + ["\n".join(texts[:300])]:
+        assert _core.estimate_tokens(text) == _core._estimate_tokens_decoding(text), text
+
+
 def test_aggregate_error_on_realtalk_is_within_ten_percent(data_dir):
     enc = offline_cl100k()
     texts = realtalk_texts(data_dir)

@@ -26,6 +26,10 @@ namespace recallcore::text {
 // ill-formed UTF-8.
 std::size_t estimate_tokens(std::string_view utf8);
 
+// The same, always through the general (decoding) path, even for ASCII text, which estimate_tokens
+// reads as bytes: for tests that the two paths agree.
+std::size_t estimate_tokens_decoding(std::string_view utf8);
+
 // The pieces of cl100k_base's pre-tokenisation of `utf8` (exposed to test the splitter against the
 // reference regex). Throws InvalidArgument on ill-formed UTF-8.
 std::vector<std::string_view> cl100k_pieces(std::string_view utf8);

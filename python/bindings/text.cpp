@@ -227,6 +227,8 @@ void register_text(py::module_& m) {
     for (auto p : pieces) out.append(py::str(p.data(), p.size()));
     return out;
   }, py::arg("text"), "The estimator's cl100k pre-tokenisation pieces (for tests).");
+  m.def("_estimate_tokens_decoding", [](const py::handle& t) { return text::estimate_tokens_decoding(utf8_of(t, "text")); },
+        py::arg("text"), "estimate_tokens through the decoding path even for ASCII text (for tests).");
   m.def("estimate_tokens_many", &estimate_tokens_many, py::arg("texts"),
         "estimate_tokens for each text, as an int64 numpy array (the GIL is released).");
 
