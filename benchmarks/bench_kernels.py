@@ -2,7 +2,9 @@
 cosine) per SIMD level, against numpy, in GB/s of vectors streamed, next to the machine's measured
 memory bandwidth (a large numpy copy, read + write bytes). Then the same kernels on 2,000 rows that
 stay in cache, one call per row (``block=False``: how a graph walk or a re-rank calls them), in ns
-per row: there the arithmetic, not the memory, is the limit.
+per row: there the arithmetic, not the memory, is the limit. Last, the namespace scan's estimate: an
+int8 query against 1,000 int8 rows (a namespace's codes, in cache) through the block kernel, with and
+without the rows' code sums kept, next to the float-query-by-code kernel it replaced.
 
     python benchmarks/bench_kernels.py              # a table
     pytest benchmarks/bench_kernels.py              # the same cases under pytest-benchmark
@@ -77,6 +79,22 @@ def in_cache() -> None:
             print(f"{level + ' f32 ' + metric:34s} {t / len(hot) * 1e9:8.1f}")
 
 
+def int8_scan() -> None:
+    rows = BASE8[:1000].copy()
+    scales = SCALES[:1000].copy()
+    sums = rows.astype(np.int32).sum(axis=1).astype(np.int32)
+    q8 = np.round(QUERY / (np.abs(QUERY).max() / 127)).astype(np.int8)
+    print(f"\n1 query x {len(rows):,} x {DIM} int8 codes in cache (a namespace scan): us per call")
+    for level in _core.simd_levels():
+        cases = {
+            "f32 query x i8 codes": lambda lv=level: _core.distances(QUERY, rows, "ip", scales=scales, level=lv),
+            "i8 x i8": lambda lv=level: _core.dot_i8(q8, rows, level=lv),
+            "i8 x i8, row sums kept": lambda lv=level: _core.dot_i8(q8, rows, row_sums=sums, level=lv),
+        }
+        for name, fn in cases.items():
+            print(f"{level + ' ' + name:34s} {best_of(fn, repeat=200) * 1e6:8.2f}")
+
+
 @pytest.mark.parametrize("level", _core.simd_levels())
 @pytest.mark.parametrize("storage", ["f32", "f16", "i8"])
 def test_kernel_l2(benchmark, level, storage):
@@ -91,3 +109,4 @@ def test_numpy_l2(benchmark):
 if __name__ == "__main__":
     main()
     in_cache()
+    int8_scan()

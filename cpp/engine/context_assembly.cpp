@@ -145,6 +145,10 @@ ContextResult assemble_context(Memory& memory, const ContextRequest& req) {
     // (the rest keep their int8 estimates' order; each exact one is a cold 1.5 KB row at 384-d).
     RecallQuery rq = req.recall;
     if (rq.exact == 0) rq.exact = kContextExactHits;
+    // Twice the memories asked for per list, not recall's 5x: the packer takes ranks 1..k of the fused
+    // list, which come from near the top of one list or the other (REALTALK evidence in context within
+    // +-0.007 of 5x at every budget; benchmarks/RESULTS.md), and each candidate costs a scan slot.
+    if (rq.candidates == 0) rq.candidates = std::max(kDefaultCandidates, 2 * rq.k);
     for (auto& res : memory.recall(rq)) {
       ++rank;
       if (taken.count(res.hit.id)) continue;
