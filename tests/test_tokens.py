@@ -129,6 +129,16 @@ def test_ascii_fast_path_agrees_with_decoding_on_real_text(data_dir):
         assert _core.estimate_tokens(text) == _core._estimate_tokens_decoding(text), text
 
 
+def test_ascii_fast_path_counts_words_like_decoding_around_the_language_check():
+    # Six or more words without English stopwords switch to the other-languages table: the word
+    # count the fast path computes decides that, so both paths must agree on each side of it.
+    words = ["zorbel", "quindle", "Fratz", "plenko", "WIMBLE", "traskor", "hoobi", "glarn"]
+    for n in range(1, len(words) + 1):
+        for sep in (" ", "  ", ", ", "\n", "-", "'"):
+            text = sep.join(words[:n])
+            assert _core.estimate_tokens(text) == _core._estimate_tokens_decoding(text), text
+
+
 def test_aggregate_error_on_realtalk_is_within_ten_percent(data_dir):
     enc = offline_cl100k()
     texts = realtalk_texts(data_dir)

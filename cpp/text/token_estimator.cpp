@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstring>
 #include <string_view>
+#include <type_traits>
 
 #include "text/charclass.h"
 #include "text/tokenizer.h"
@@ -103,7 +104,8 @@ template <class Text>
 double word_tokens(const Text& t, std::size_t from, std::size_t n, int lead, int table) {
   auto ch = [&](std::size_t i) { return t.c(from + i); };
   bool ascii = true;
-  for (std::size_t i = 0; i < n; ++i) ascii = ascii && ch(i) < 0x80;
+  if constexpr (!std::is_same_v<Text, AsciiText>)
+    for (std::size_t i = 0; i < n; ++i) ascii = ascii && ch(i) < 0x80;
   if (!ascii) {
     // Latin letters (accented or not) use the word table plus a cost per accent; letters of other
     // scripts a per-letter rate plus the intercept of the piece's first such script.
@@ -320,7 +322,7 @@ Counts count_ascii(const AsciiText& t) {
   };
   Counts counts;
   if (t.size() == 0) return counts;
-  std::size_t latin = letter(0), starts = letter(0);
+  std::uint32_t latin = letter(0), starts = letter(0);  // 32-bit sums widen less (texts are < 4 GB)
   for (std::size_t i = 1; i < t.size(); ++i) {
     const unsigned l = letter(i);
     latin += l;
