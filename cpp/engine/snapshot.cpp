@@ -14,6 +14,7 @@
 #include <filesystem>
 
 #include "common/checksum.h"
+#include "common/fast_checksum.h"
 #include "common/errors.h"
 #include "engine/memory.h"
 #include "storage/keys.h"
@@ -25,7 +26,8 @@ namespace {
 constexpr char kMagic[8] = {'R', 'C', 'S', 'N', 'A', 'P', '\x01', '\0'};
 // 2: rows hold raw RecordHeader bytes; 3: shared checksum; 4: the pending ids follow the rows, and
 // the checksum covers the header too; 5: the rows are the row table's image, indexed by id (live or
-// not), so an open maps them instead of copying them, and each namespace's ids follow them.
+// not), so an open maps them instead of copying them, and each namespace's ids follow them; the
+// payload is summed with fast_checksum64.
 constexpr std::uint32_t kFormat = 5;
 
 // snapshot.rc, format 5 (native byte order: derived data, read back by the same build on the same
@@ -62,7 +64,7 @@ static_assert(sizeof(NsEntry) == 16);
 
 std::uint64_t snapshot_checksum(SnapHeader h, const char* payload, std::size_t n) {
   h.checksum = 0;
-  return checksum64(payload, n, checksum64(&h, sizeof h));
+  return fast_checksum64(payload, n, checksum64(&h, sizeof h));
 }
 
 // The sections of a format-5 file of `size` bytes, or false when its header does not describe one.

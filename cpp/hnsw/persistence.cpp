@@ -14,6 +14,7 @@
 
 #include "common/errors.h"
 #include "common/checksum.h"
+#include "common/fast_checksum.h"
 #include "hnsw/impl.h"
 
 namespace recallcore::hnsw {
@@ -52,12 +53,16 @@ using File = std::unique_ptr<std::FILE, FileCloser>;
 
 std::uint64_t header_sum(const FileHeader& h) { return checksum64(&h, offsetof(FileHeader, header_checksum), 0x4844); }
 
-std::uint64_t meta_sum(const std::uint64_t* ids, const std::uint8_t* levels, const std::uint8_t* flags,
+using SumFn = std::uint64_t (*)(const void*, std::size_t, std::uint64_t);
+// Version 3 sums its meta sections (with the id map, several MB) with the faster checksum.
+SumFn meta_fn(std::uint32_t version) { return version >= 3 ? &fast_checksum64 : &checksum64; }
+
+std::uint64_t meta_sum(SumFn sum, const std::uint64_t* ids, const std::uint8_t* levels, const std::uint8_t* flags,
                        const std::uint32_t* upper, std::size_t n, std::size_t upper_words) {
-  std::uint64_t h = checksum64(ids, n * 8, 1);
-  h = checksum64(levels, n, h);
-  h = checksum64(flags, n, h);
-  return checksum64(upper, upper_words * 4, h);
+  std::uint64_t h = sum(ids, n * 8, 1);
+  h = sum(levels, n, h);
+  h = sum(flags, n, h);
+  return sum(upper, upper_words * 4, h);
 }
 
 // The id map's part of the meta checksum, chained over chunks of entries; `chunk` sees each chunk right
@@ -67,7 +72,7 @@ std::uint64_t idmap_sum(const IdMap::Entry* e, std::size_t slots, std::uint64_t 
   constexpr std::size_t kChunk = 4096;  // 64 KiB
   for (std::size_t at = 0; at < slots; at += kChunk) {
     const std::size_t n = std::min(kChunk, slots - at);
-    h = checksum64(e + at, n * sizeof(IdMap::Entry), h);
+    h = fast_checksum64(e + at, n * sizeof(IdMap::Entry), h);
     chunk(e + at, n);
   }
   return h;
@@ -113,8 +118,8 @@ void save_impl(const Index::Impl& I, const std::string& path, std::uint64_t stam
   h.stamp = stamp;
   h.file_bytes = L.end;
   h.meta_checksum = idmap_sum(I.id_map.entries(), I.id_map.slots(),
-                              meta_sum(I.slot_ids.data(), I.slot_level.data(), I.deleted.data(), upper.data(), n,
-                                       upper.size()),
+                              meta_sum(meta_fn(kFormatVersion), I.slot_ids.data(), I.slot_level.data(),
+                                       I.deleted.data(), upper.data(), n, upper.size()),
                               [](const IdMap::Entry*, std::size_t) {});
   std::uint64_t bulk = checksum64(I.block.data(), n * I.stride, 2);
   if (extra_bytes > 0) bulk = checksum64(extra.data(), n * extra_bytes, bulk);
@@ -210,19 +215,26 @@ std::unique_ptr<Index::Impl> load_impl(const std::string& path, bool mmap, std::
     if (m->size() != L.end) corrupt(path, "file changed while opening");
   }
 
-  // Meta sections: always read and verified.
-  std::vector<std::uint64_t> ids(n);
-  std::vector<std::uint8_t> levels(n), flags(n);
-  std::vector<std::uint32_t> upper(h.upper_words);
+  // Meta sections: always copied (then verified: the copies are what the index uses).
   auto read_at = [&](std::size_t at, void* p, std::size_t bytes) {
     if (bytes == 0) return;
     if (std::fseek(f.get(), long(at), SEEK_SET) != 0 || std::fread(p, 1, bytes, f.get()) != bytes)
       corrupt(path, "short read");
   };
-  read_at(L.ids, ids.data(), n * 8);
-  read_at(L.levels, levels.data(), n);
-  read_at(L.flags, flags.data(), n);
-  read_at(L.upper, upper.data(), upper.size() * 4);
+  auto section = [&]<class T>(std::size_t at, std::size_t count, T) {
+    if (m != nullptr) {
+      // Copied from the mapping: no zero-fill of the vector first, no read() per section.
+      const T* p = reinterpret_cast<const T*>(m->data() + at);
+      return std::vector<T>(p, p + count);
+    }
+    std::vector<T> v(count);
+    read_at(at, v.data(), count * sizeof(T));
+    return v;
+  };
+  std::vector<std::uint64_t> ids = section(L.ids, n, std::uint64_t{});
+  std::vector<std::uint8_t> levels = section(L.levels, n, std::uint8_t{});
+  std::vector<std::uint8_t> flags = section(L.flags, n, std::uint8_t{});
+  std::vector<std::uint32_t> upper = section(L.upper, h.upper_words, std::uint32_t{});
   // The saved id map, served in place when mapped (a page is copied on its first write).
   Region idmap_table;
   if (m != nullptr) {
@@ -235,7 +247,7 @@ std::unique_ptr<Index::Impl> load_impl(const std::string& path, bool mmap, std::
   bool slot_in_range = true;
   const std::uint64_t meta = idmap_sum(
       reinterpret_cast<const IdMap::Entry*>(idmap_table.data()), idmap_slots,
-      meta_sum(ids.data(), levels.data(), flags.data(), upper.data(), n, upper.size()),
+      meta_sum(meta_fn(h.version), ids.data(), levels.data(), flags.data(), upper.data(), n, upper.size()),
       [&](const IdMap::Entry* e, std::size_t k) {
         for (std::size_t i = 0; i < k; ++i) {
           const bool used = e[i].slot != IdMap::kMissing;

@@ -18,8 +18,9 @@
 //                     mapping instead of inserting every id into a fresh table
 //
 // "meta" checksum: ids, levels, flags, upper links, then the id map in chunks (always verified: with
-// every used entry's slot in range and their count the live count); "bulk" checksum: the level-0
-// block and the originals/residual section (verified unless the file is mapped).
+// every used entry's slot in range and their count the live count; version 3 sums them with
+// fast_checksum64, earlier versions with checksum64); "bulk" checksum: the level-0 block and the
+// originals/residual section (checksum64; verified unless the file is mapped).
 #pragma once
 
 #include <cstdint>
