@@ -13,7 +13,6 @@
 #include <cstring>
 #include <filesystem>
 #include <functional>
-#include <future>
 
 #include "common/checksum.h"
 #include "common/fast_checksum.h"
@@ -282,15 +281,6 @@ bool Memory::load_snapshot_locked() {
     rows = RowTable::map_file(fd, std::size_t(size), kRowsAt, h.rows);
   ::close(fd);
   if (rows.file_image() == nullptr || h.dim != dim_) return false;
-  // The graph loads on another thread meanwhile (about 3 ms at 100k, mostly page faults on fresh
-  // memory, which two cores take in parallel); it is checked against the snapshot's stamp below.
-  std::uint64_t vstamp = 0;  // declared first: an early return waits for the thread that writes it
-  std::future<std::unique_ptr<hnsw::Index>> graph;
-  if (dim_ > 0)
-    graph = std::async(std::launch::async, [this, &vstamp] {
-      // Mapped, not read: a cold open touches only the pages a query visits.
-      return hnsw::Index::load(vectors_path(options_.path), true, &vstamp);
-    });
   // The whole file is verified before any of it is used (about 1 ms at 100k rows); the rows are
   // then used in place.
   const char* base = rows.file_image();
@@ -302,6 +292,22 @@ bool Memory::load_snapshot_locked() {
     std::uint64_t seq = 0;
     if (reader.txn().get(meta_, "seq", &v) && v.size() == 8) seq = storage::get_be64(v);
     if (h.stamp > seq) return false;
+  }
+  std::unique_ptr<hnsw::Index> vec;
+  if (dim_ > 0) {
+    std::uint64_t vstamp = 0;
+    try {
+      // Mapped, not read: a cold open touches only the pages a query visits.
+      vec = hnsw::Index::load(vectors_path(options_.path), true, &vstamp);
+    } catch (const std::exception&) {
+      return false;
+    }
+    const auto& c = vec->config();
+    if (vstamp != h.stamp || c.dim != dim_ || c.metric != metric_id_ ||
+        c.storage != hnsw::parse_storage(options_.storage))
+      return false;
+  } else {
+    vec = std::make_unique<hnsw::Index>(index_config());
   }
   // The lexical image: its stamp must match; its header and directory are verified now, each
   // partition when first used (a bad one is rebuilt from LMDB, a bad directory rebuilds it all).
@@ -337,20 +343,6 @@ bool Memory::load_snapshot_locked() {
         if (list[k] >= h.rows || (k > 0 && list[k] <= list[k - 1])) return false;
     }
     if (total != h.live) return false;
-  }
-  std::unique_ptr<hnsw::Index> vec;
-  if (dim_ > 0) {
-    try {
-      vec = graph.get();
-    } catch (const std::exception&) {
-      return false;
-    }
-    const auto& c = vec->config();
-    if (vstamp != h.stamp || c.dim != dim_ || c.metric != metric_id_ ||
-        c.storage != hnsw::parse_storage(options_.storage))
-      return false;
-  } else {
-    vec = std::make_unique<hnsw::Index>(index_config());
   }
   const std::uint64_t with_vector = h.with_vector;
   rows_ = std::move(rows);
