@@ -234,7 +234,11 @@ std::unique_ptr<Index::Impl> load_impl(const std::string& path, bool mmap, std::
   std::vector<std::uint64_t> ids = section(L.ids, n, std::uint64_t{});
   std::vector<std::uint8_t> levels = section(L.levels, n, std::uint8_t{});
   std::vector<std::uint8_t> flags = section(L.flags, n, std::uint8_t{});
-  std::vector<std::uint32_t> upper = section(L.upper, h.upper_words, std::uint32_t{});
+  // Upper links are copied once, into each slot's list below: read in place when mapped.
+  std::vector<std::uint32_t> upper_read;
+  if (m == nullptr) upper_read = section(L.upper, h.upper_words, std::uint32_t{});
+  const std::uint32_t* upper =
+      m != nullptr ? reinterpret_cast<const std::uint32_t*>(m->data() + L.upper) : upper_read.data();
   // The saved id map, served in place when mapped (a page is copied on its first write).
   Region idmap_table;
   if (m != nullptr) {
@@ -247,7 +251,7 @@ std::unique_ptr<Index::Impl> load_impl(const std::string& path, bool mmap, std::
   bool slot_in_range = true;
   const std::uint64_t meta = idmap_sum(
       reinterpret_cast<const IdMap::Entry*>(idmap_table.data()), idmap_slots,
-      meta_sum(meta_fn(h.version), ids.data(), levels.data(), flags.data(), upper.data(), n, upper.size()),
+      meta_sum(meta_fn(h.version), ids.data(), levels.data(), flags.data(), upper, n, h.upper_words),
       [&](const IdMap::Entry* e, std::size_t k) {
         for (std::size_t i = 0; i < k; ++i) {
           const bool used = e[i].slot != IdMap::kMissing;
@@ -296,7 +300,7 @@ std::unique_ptr<Index::Impl> load_impl(const std::string& path, bool mmap, std::
   std::size_t at = 0;
   for (std::size_t s = 0; s < n; ++s) {
     const std::size_t w = std::size_t(I->slot_level[s]) * (I->Mup + 1);
-    I->upper[s].assign(upper.begin() + std::ptrdiff_t(at), upper.begin() + std::ptrdiff_t(at + w));
+    I->upper[s].assign(upper + at, upper + at + w);
     at += w;
     for (int l = 1; l <= I->slot_level[s]; ++l) {
       const std::uint32_t* ll = I->links(std::uint32_t(s), l);
