@@ -300,6 +300,7 @@ std::unique_ptr<Index::Impl> load_impl(const std::string& path, bool mmap, std::
   std::size_t at = 0;
   for (std::size_t s = 0; s < n; ++s) {
     const std::size_t w = std::size_t(I->slot_level[s]) * (I->Mup + 1);
+    if (w == 0) continue;  // most slots (1 - 1/M) have no upper level: their list stays empty
     I->upper[s].assign(upper + at, upper + at + w);
     at += w;
     for (int l = 1; l <= I->slot_level[s]; ++l) {
