@@ -70,8 +70,14 @@ class MappedTable {
   const char* file_image() const { return reinterpret_cast<const char*>(base_); }
 
   std::size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
   T& operator[](std::size_t i) { return rows_[i]; }
   const T& operator[](std::size_t i) const { return rows_[i]; }
+  // Iteration as on the std::vector this table replaced, for code written against that.
+  T* begin() { return rows_; }
+  T* end() { return rows_ + size_; }
+  const T* begin() const { return rows_; }
+  const T* end() const { return rows_ + size_; }
 
   // New rows are T{}.
   void resize(std::size_t n) {
