@@ -22,8 +22,6 @@ import statistics
 import subprocess
 import sys
 
-from bench_store import make_data
-
 TRIAL = r"""
 import sys, time
 import numpy as np
@@ -43,6 +41,7 @@ def make_store(path: str, n: int, dim: int) -> None:
     import numpy as np
 
     import recallcore
+    from bench_store import make_data  # imports recallcore: only where a store is made
 
     vecs, texts = make_data(n, dim)
     items = [{"text": texts[i], "namespace": f"user{i % 100}", "vector": vecs[i], "ts": 1.7e9 + i} for i in range(n)]

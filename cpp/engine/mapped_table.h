@@ -94,10 +94,12 @@ class MappedTable {
   void grow(std::size_t cap) {
     constexpr std::size_t kHuge = std::size_t(2) << 20;
     if (cap > (std::size_t(-1) - kHuge) / sizeof(T)) throw std::bad_array_new_length();
-    const std::size_t bytes = round_up(cap * sizeof(T), kHuge);
+    // Small tables stay on small pages: a huge page would make a 20-row store cost 2 MiB.
+    const bool huge = cap * sizeof(T) >= kHuge;
+    const std::size_t bytes = round_up(cap * sizeof(T), huge ? kHuge : page());
     void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) throw std::bad_alloc();
-    ::madvise(p, bytes, MADV_HUGEPAGE);  // advisory: without THP it is an ordinary mapping
+    if (huge) ::madvise(p, bytes, MADV_HUGEPAGE);  // advisory: without THP it is an ordinary mapping
     T* rows = static_cast<T*>(p);
     if (size_ > 0) std::memcpy(static_cast<void*>(rows), rows_, size_ * sizeof(T));
     const std::size_t size = size_;
