@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 import recallcore
+from hnsw_files import as_version
 from hnsw_oracle import clustered, distances, exact_knn, recall
 from recallcore import HNSWIndex
 
 N, DIM = 3000, 128
-MASK = (1 << 64) - 1
 
 
 @pytest.fixture(scope="module")
@@ -139,41 +139,14 @@ def test_corruption_of_codes_or_residual_bits_is_detected(tmp_path, data):
 
 
 # ------------------------------------------------------------------------------- format version 1
-def checksum64(data: bytes, seed: int) -> int:
-    """common/checksum.h, to re-seal a header edited by the test."""
-    p = 0x100000001B3
-    h = [seed ^ 0xCBF29CE484222325, seed ^ 0x84222325CBF29CE4, seed ^ 0x9E3779B97F4A7C15, seed ^ 0xC2B2AE3D27D4EB4F]
-    i, n = 0, len(data)
-    while i + 32 <= n:
-        for lane in range(4):
-            h[lane] = ((h[lane] ^ struct.unpack_from("<Q", data, i + 8 * lane)[0]) * p) & MASK
-        i += 32
-    for b in data[i:]:
-        h[0] = ((h[0] ^ b) * p) & MASK
-    r = n
-    for lane in range(4):
-        r ^= (h[lane] + 0x9E3779B97F4A7C15 + ((r << 6) & MASK) + (r >> 2)) & MASK
-        r = (r * p) & MASK
-    return r
-
-
-def as_version(raw: bytes, version: int, flags: int | None = None) -> bytes:
-    b = bytearray(raw)
-    struct.pack_into("<I", b, 8, version)
-    if flags is not None:
-        struct.pack_into("<H", b, 34, flags)  # after magic, 6 u32 fields and metric/storage bytes
-    struct.pack_into("<Q", b, 136, checksum64(bytes(b[:136]), 0x4844))
-    return bytes(b)
-
-
 def test_version_1_files_still_load_and_unknown_flags_are_rejected(tmp_path, data):
     x, q = data
     idx = build(x[:400], "l2", "i8", keep=True)
     path = tmp_path / "v.rchnsw"
     idx.save(str(path))
     raw = path.read_bytes()
-    assert struct.unpack_from("<I", raw, 8)[0] == 2
-    assert as_version(raw, 2) == raw  # the test's checksum agrees with the file's
+    assert struct.unpack_from("<I", raw, 8)[0] == 3
+    assert as_version(raw, 3) == raw  # the test's checksum agrees with the file's
     path.write_bytes(as_version(raw, 1))
     old = HNSWIndex.load(str(path))
     assert old.keep_originals is True
@@ -182,6 +155,6 @@ def test_version_1_files_still_load_and_unknown_flags_are_rejected(tmp_path, dat
         path.write_bytes(as_version(raw, version, flags))
         with pytest.raises(recallcore.CorruptionError, match="flags"):
             HNSWIndex.load(str(path))
-    path.write_bytes(as_version(raw, 3))
-    with pytest.raises(recallcore.CorruptionError, match="version 3"):
+    path.write_bytes(as_version(raw, 4))
+    with pytest.raises(recallcore.CorruptionError, match="version 4"):
         HNSWIndex.load(str(path))

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 import pytest
 
 import recallcore
+from hnsw_files import as_version
 from hnsw_oracle import clustered
 from recallcore import HNSWIndex
 
@@ -134,3 +137,58 @@ def test_mmap_load_survives_a_corrupted_link_block(tmp_path):
 def test_a_missing_file_raises_store_error(tmp_path):
     with pytest.raises(recallcore.StoreError):
         HNSWIndex.load(str(tmp_path / "nope"))
+
+
+# ------------------------------------------------------------------ the saved id map (format 3)
+def idmap_section(raw: bytes) -> tuple[int, int]:
+    shift = struct.unpack_from("<I", raw, 44)[0]
+    size = (1 << shift) * 16 if shift else 0
+    return len(raw) - size, size
+
+
+@pytest.mark.parametrize("mmap", [False, True])
+def test_a_damaged_id_map_is_detected_mapped_or_not(tmp_path, mmap):
+    # The id map is served from the mapping, so unlike the level-0 block it is verified on every load.
+    idx, _ = make()
+    path = tmp_path / "m.rchnsw"
+    idx.save(str(path))
+    data = path.read_bytes()
+    at, size = idmap_section(data)
+    assert size >= 16 * len(idx) and at % 64 == 0
+    rng = np.random.default_rng(1)
+    for pos in [at, at + 8, at + size - 1] + rng.integers(at, at + size, 20).tolist():
+        bad = bytearray(data)
+        bad[pos] ^= 0x21
+        path.write_bytes(bytes(bad))
+        with pytest.raises(recallcore.CorruptionError):
+            HNSWIndex.load(str(path), mmap=mmap)
+
+
+@pytest.mark.parametrize("mmap", [False, True])
+def test_version_2_files_without_an_id_map_still_load(tmp_path, mmap):
+    idx, q = make()
+    path = tmp_path / "v2.rchnsw"
+    idx.save(str(path))
+    v2 = as_version(path.read_bytes(), 2)
+    assert len(v2) < path.stat().st_size
+    path.write_bytes(v2)
+    old = HNSWIndex.load(str(path), mmap=mmap)
+    assert len(old) == len(idx) and 1100 in old and 1000 not in old
+    np.testing.assert_array_equal(old.search(q, k=10)[0], idx.search(q, k=10)[0])
+    old.remove(np.array([1100], dtype=np.uint64))
+    old.add(q[:3], np.array([1, 2, 3], dtype=np.uint64))
+    assert 1100 not in old and old.search(q[1], k=1)[0][0] == 2
+
+
+def test_a_mapped_id_map_takes_adds_removes_and_growth_without_touching_the_file(tmp_path):
+    idx, q = make(n=200)
+    path = tmp_path / "g.rchnsw"
+    idx.save(str(path))
+    before = path.read_bytes()
+    loaded = HNSWIndex.load(str(path), mmap=True)
+    x = clustered(3000, DIM, seed=7)
+    loaded.add(x, np.arange(5000, 8000, dtype=np.uint64))  # grows the table past its saved size
+    loaded.remove(np.arange(1050, 1150, dtype=np.uint64))
+    assert path.read_bytes() == before
+    assert len(loaded) == len(idx) + 3000 - 100 and 7999 in loaded and 1100 not in loaded and 1150 in loaded
+    assert loaded.search(x[17], k=1)[0][0] == 5017

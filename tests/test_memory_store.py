@@ -300,6 +300,61 @@ def test_snapshot_is_used_and_corrupt_snapshot_is_rebuilt(tmp_path):
         assert all(v == 0 for k, v in m.verify().items() if k != "lmdb_records")
 
 
+def _store_with_snapshot(path):
+    rng = np.random.default_rng(3)
+    with Memory(path, dim=8) as m:
+        ids = m.add_many([{"text": f"note {i}", "namespace": f"n{i % 3}", "vector": unit(rng)} for i in range(300)])
+        m.delete(ids[5:8])
+        m.verify()  # the graph holds every vector, so the snapshot is complete
+    return rng, ids
+
+
+def test_the_row_table_is_served_from_the_snapshot_and_written_copy_on_write(tmp_path):
+    path = tmp_path / "s"
+    rng, ids = _store_with_snapshot(path)
+    snap = path / "snapshot.rc"
+    before = snap.read_bytes()
+    with Memory(path) as m:
+        assert m.stats()["snapshot_seq"] > 0  # opened from the snapshot, not rebuilt
+        m.update(ids[10], text="edited", importance=0.9)
+        m.delete(ids[11])
+        # Past the table's reserve too, so it moves off the mapping.
+        new = m.add_many([{"text": f"more {i}", "namespace": "n1", "vector": unit(rng)} for i in range(3000)])
+        assert snap.read_bytes() == before  # rows written in memory only
+        assert m.get(ids[10]).text == "edited" and m.get(ids[11]) is None and m.get(new[-1]).text == "more 2999"
+        assert len(m.recall(vector=unit(rng), namespace="n1", k=5)) == 5
+        assert all(v == 0 for k, v in m.verify().items() if k != "lmdb_records")
+    with Memory(path) as m:
+        assert m.stats()["snapshot_seq"] > 0
+        assert m.stats()["records"] == 300 - 3 - 1 + 3000
+        assert m.get(ids[10]).importance == pytest.approx(0.9) and m.get(ids[12]).text == "note 12"
+        assert all(v == 0 for k, v in m.verify().items() if k != "lmdb_records")
+
+
+@pytest.mark.parametrize("damage", ["rows", "namespace lists", "truncated", "format 4", "row layout"])
+def test_a_damaged_or_older_row_snapshot_is_rebuilt_from_lmdb(tmp_path, damage):
+    path = tmp_path / "s"
+    _, ids = _store_with_snapshot(path)
+    snap = path / "snapshot.rc"
+    data = bytearray(snap.read_bytes())
+    rows = int.from_bytes(data[40:48], "little")
+    if damage == "rows":
+        data[128 + 120 * (rows // 2) + 3] ^= 0x40
+    elif damage == "namespace lists":
+        data[128 + 120 * rows + 16 * 3 + 8] ^= 0x01  # the first list's first id
+    elif damage == "truncated":
+        del data[-5:]
+    elif damage == "format 4":
+        data[8] = 4
+    else:
+        data[12] += 8  # the row size of another build
+    snap.write_bytes(bytes(data))
+    with Memory(path) as m:
+        assert m.stats()["snapshot_seq"] == 0  # rebuilt
+        assert m.stats()["records"] == 297 and m.get(ids[150]).text == "note 150"
+        assert all(v == 0 for k, v in m.verify().items() if k != "lmdb_records")
+
+
 def test_corrupt_lexical_snapshot_is_rebuilt_from_lmdb(tmp_path):
     with Memory(tmp_path / "s") as m:
         for i in range(30):

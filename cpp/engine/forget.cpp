@@ -236,28 +236,9 @@ std::uint64_t Memory::verify_forgotten(const std::string& ns) {
   }
   // The snapshot files (each checked by what it is: rows by namespace, vectors by id).
   const std::filesystem::path dir(options_.path);
-  {
-    std::ifstream f(dir / "snapshot.rc", std::ios::binary);
-    std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-    // Layout (engine/snapshot.cpp, format 4): a 56-byte header whose rows count is at byte 32, the
-    // rows, then the pending ids.
-    constexpr std::size_t kSnapHeader = 56;
-    std::uint64_t rows = 0;
-    if (bytes.size() >= kSnapHeader) std::memcpy(&rows, bytes.data() + 32, 8);
-    std::size_t at = kSnapHeader;
-    for (std::uint64_t i = 0; i < rows && at + kSnapshotRowBytes <= bytes.size(); ++i, at += kSnapshotRowBytes) {
-      std::uint64_t id;
-      std::memcpy(&id, bytes.data() + at, 8);
-      RecordHeader h;
-      std::memcpy(&h, bytes.data() + at + 8, sizeof h);
-      if (bad(h.ns) || records.count(id) == 0) ++refs;
-    }
-    for (; at + 8 <= bytes.size(); at += 8) {
-      std::uint64_t id;
-      std::memcpy(&id, bytes.data() + at, 8);
-      refs += records.count(id) == 0;
-    }
-  }
+  snapshot_refs([&](std::uint64_t id, std::optional<std::uint32_t> in_ns) {
+    refs += (in_ns && bad(*in_ns)) || records.count(id) == 0;
+  });
   {
     std::ifstream f(dir / "lexical.idx", std::ios::binary);
     std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());

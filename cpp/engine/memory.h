@@ -19,7 +19,7 @@
 #include <unordered_set>
 #include <vector>
 
-#include "common/huge_pages.h"
+#include "engine/mapped_table.h"
 #include "engine/names.h"
 #include "engine/namespace_vectors.h"
 #include "engine/recall.h"
@@ -170,7 +170,9 @@ class Memory {
     std::uint32_t accesses = 0;  // updated with std::atomic_ref under the shared state lock
     double last_access = 0;
   };
-  using RowTable = std::vector<Row, HugePageAllocator<Row>>;
+  // Served from the snapshot file at open (engine/mapped_table.h), so the 120-byte rows are saved in
+  // exactly this layout (engine/snapshot.cpp).
+  using RowTable = MappedTable<Row>;
 
   // ---- Forgetting (issue 7): engine/forget.cpp, engine/dedupe.cpp, engine/retention.cpp ----------
   struct ForgetQuery {
@@ -272,6 +274,10 @@ class Memory {
   void rebuild_locked();
   bool load_snapshot_locked();
   void write_snapshot();
+  // Calls `f` for every record id the snapshot file mentions, with its namespace where the file says
+  // one (rows and namespace lists; pending ids have none). Nothing when the file is missing or of
+  // another format.
+  void snapshot_refs(const std::function<void(std::uint64_t id, std::optional<std::uint32_t> ns)>& f) const;
   void checkpointer_loop();
 
   MemoryOptions options_;

@@ -47,10 +47,8 @@ std::string encode_record(const Record& r);
 // Throws CorruptData when the bytes are not a record of a known version.
 Record decode_record(std::uint64_t id, std::string_view bytes);
 RecordHeader decode_header(std::string_view bytes);
-// Snapshots (derived data, read back by the same build on the same machine) store each row as its
-// id followed by the in-memory RecordHeader bytes: loading 100k rows is then a copy, not a decode.
-// The snapshot header records sizeof(RecordHeader), so a build with another layout rejects the file.
-constexpr std::size_t kSnapshotRowBytes = 8 + sizeof(RecordHeader);
+// Snapshots (derived data, read back by the same build on the same machine) hold the in-memory rows
+// that embed RecordHeader as bytes (engine/snapshot.cpp): an open maps them, it decodes nothing.
 static_assert(std::is_trivially_copyable_v<RecordHeader>);
 
 }  // namespace recallcore::engine

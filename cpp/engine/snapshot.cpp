@@ -1,17 +1,21 @@
-// Snapshots of the derived state: the filter table (one fixed-size header per live record, then the
-// ids whose vectors were not yet in the graph) in `snapshot.rc`, the vector index in `vectors.idx` and
-// the lexical index in `lexical.idx`, all stamped with the change sequence they reflect. A snapshot that is missing, corrupt, from another format or not matching the store is
-// ignored and the state is rebuilt from LMDB; nothing in a snapshot is trusted blindly.
+// Snapshots of the derived state: the filter table (the row table's image, each namespace's ids, then
+// the ids whose vectors were not yet in the graph) in `snapshot.rc`, the vector index in `vectors.idx`
+// and the lexical index in `lexical.idx`, all stamped with the change sequence they reflect. A
+// snapshot that is missing, corrupt, from another format or not matching the store is ignored and the
+// state is rebuilt from LMDB; nothing in a snapshot is trusted blindly.
 #include <sys/mman.h>
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 
 #include "common/checksum.h"
+#include "common/fast_checksum.h"
 #include "common/errors.h"
 #include "engine/memory.h"
 #include "storage/keys.h"
@@ -22,24 +26,65 @@ namespace {
 
 constexpr char kMagic[8] = {'R', 'C', 'S', 'N', 'A', 'P', '\x01', '\0'};
 // 2: rows hold raw RecordHeader bytes; 3: shared checksum; 4: the pending ids follow the rows, and
-// the checksum covers the header too.
-constexpr std::uint32_t kFormat = 4;
+// the checksum covers the header too; 5: the rows are the row table's image, indexed by id (live or
+// not), so an open maps them instead of copying them, and each namespace's ids follow them; the
+// payload is summed with fast_checksum64.
+constexpr std::uint32_t kFormat = 5;
 
+// snapshot.rc, format 5 (native byte order: derived data, read back by the same build on the same
+// machine; the header records the row layout, so a build with another layout rejects the file):
+//   SnapHeader, zero padding to kRowsAt
+//   rows         table slots of Memory::Row (ids 0 .. rows-1; access statistics zero)
+//   namespaces   entries of {u32 ns, u32 0, u64 count}, in increasing ns
+//   ids          each namespace's live ids in increasing order, the lists in directory order
+//   pending      u64 ids whose vector the graph lacked or held stale
+// The checksum covers the header (with the checksum field zero) and everything after it.
 struct SnapHeader {
   char magic[8];
   std::uint32_t format;
-  std::uint32_t header_bytes;
+  std::uint32_t row_bytes;  // sizeof(Memory::Row)
+  std::uint32_t header_bytes;  // sizeof(RecordHeader)
+  std::uint32_t namespaces;
   std::uint64_t stamp;
   std::uint64_t dim;
-  std::uint64_t rows;
-  std::uint64_t pending;  // ids (8 bytes each, after the rows) whose vector the graph lacked or held stale
+  std::uint64_t rows;  // table slots
+  std::uint64_t live;
+  std::uint64_t with_vector;  // live rows with kHasVector
+  std::uint64_t pending;
   std::uint64_t checksum;
 };
-static_assert(sizeof(SnapHeader) == 56);
+static_assert(sizeof(SnapHeader) == 80);
+constexpr std::size_t kRowsAt = 128;
+static_assert(kRowsAt >= sizeof(SnapHeader) && kRowsAt % alignof(Memory::Row) == 0);
+
+struct NsEntry {
+  std::uint32_t ns, zero;
+  std::uint64_t count;
+};
+static_assert(sizeof(NsEntry) == 16);
 
 std::uint64_t snapshot_checksum(SnapHeader h, const char* payload, std::size_t n) {
   h.checksum = 0;
-  return checksum64(payload, n, checksum64(&h, sizeof h));
+  return fast_checksum64(payload, n, checksum64(&h, sizeof h));
+}
+
+// The sections of a format-5 file of `size` bytes, or false when its header does not describe one.
+struct SnapLayout {
+  std::size_t dir, ids, pending;
+};
+bool snap_layout(const SnapHeader& h, std::uint64_t size, SnapLayout* L) {
+  if (std::memcmp(h.magic, kMagic, 8) != 0 || h.format != kFormat || h.row_bytes != sizeof(Memory::Row) ||
+      h.header_bytes != sizeof(RecordHeader) || size < kRowsAt)
+    return false;
+  // Each count bounded by the bytes it needs, so the sum below cannot overflow.
+  const std::uint64_t room = size - kRowsAt;
+  if (h.rows > room / sizeof(Memory::Row) || h.namespaces > room / sizeof(NsEntry) || h.live > room / 8 ||
+      h.pending > room / 8)
+    return false;
+  L->dir = kRowsAt + h.rows * sizeof(Memory::Row);
+  L->ids = L->dir + std::size_t(h.namespaces) * sizeof(NsEntry);
+  L->pending = L->ids + h.live * 8;
+  return L->pending + h.pending * 8 == size;
 }
 
 // A read-only private mapping of a whole file, unmapped with its last owner. Files are replaced by
@@ -120,28 +165,53 @@ void Memory::write_snapshot() {
   if (stamp == snapshot_seq_.load() && graph_version == snapshot_graph_version_ &&
       std::filesystem::exists(rows_path(options_.path)))
     return;
-  std::string payload;
-  std::uint64_t n = 0;
-  for (std::uint64_t id = 0; id < rows_.size(); ++id) {
-    if (!rows_[id].live) continue;
-    payload.append(reinterpret_cast<const char*>(&id), 8);
-    payload.append(reinterpret_cast<const char*>(&rows_[id].h), sizeof(RecordHeader));
-    ++n;
-  }
-  // Every live vector is in the graph or in pend_ (an id leaves pend_ only once the graph holds its
-  // latest vector), so these ids are all a load has to re-queue; it need not look at the others.
-  for (const PendingVec& p : pend_) payload.append(reinterpret_cast<const char*>(&p.id), 8);
   SnapHeader h{};
   std::memcpy(h.magic, kMagic, 8);
   h.format = kFormat;
+  h.row_bytes = std::uint32_t(sizeof(Row));
   h.header_bytes = std::uint32_t(sizeof(RecordHeader));
   h.stamp = stamp;
   h.dim = dim_;
-  h.rows = n;
+  std::vector<std::uint32_t> spaces;
+  for (const auto& [ns, ids] : ns_ids_) spaces.push_back(ns);
+  std::sort(spaces.begin(), spaces.end());
+  std::vector<NsEntry> dir;
+  std::vector<std::uint64_t> lists;
+  for (auto ns : spaces) {
+    const std::size_t before = lists.size();
+    for (auto id : ns_ids_.at(ns))
+      if (rows_[id].live) lists.push_back(id);  // lists may still hold ids removed since
+    // Ids are appended in commit order, which is id order; a load rejects anything else, so a list
+    // that is not (never seen) costs a sort here rather than a rebuild at the next open.
+    const auto from = lists.begin() + std::ptrdiff_t(before);
+    if (std::adjacent_find(from, lists.end(), std::greater_equal<>()) != lists.end()) {
+      std::sort(from, lists.end());
+      lists.erase(std::unique(from, lists.end()), lists.end());
+    }
+    if (lists.size() > before) dir.push_back({ns, 0, lists.size() - before});
+  }
+  for (std::uint64_t id = 0; id < rows_.size(); ++id)
+    if (rows_[id].live) {
+      h.rows = id + 1;
+      h.with_vector += (rows_[id].h.flags & kHasVector) != 0;
+    }
+  h.namespaces = std::uint32_t(dir.size());
+  h.live = lists.size();
+  // Every live vector is in the graph or in pend_ (an id leaves pend_ only once the graph holds its
+  // latest vector), so these ids are all a load has to re-queue; it need not look at the others.
   h.pending = pend_.size();
-  h.checksum = snapshot_checksum(h, payload.data(), payload.size());
-  std::string bytes(reinterpret_cast<const char*>(&h), sizeof h);
-  bytes += payload;
+  std::string bytes(kRowsAt, '\0');
+  bytes.reserve(kRowsAt + h.rows * sizeof(Row) + dir.size() * sizeof(NsEntry) + (lists.size() + pend_.size()) * 8);
+  for (std::uint64_t id = 0; id < h.rows; ++id) {
+    Row r = rows_[id];
+    r.accesses = 0, r.last_access = 0;  // statistics of this process, as a rebuild from LMDB would have them
+    bytes.append(reinterpret_cast<const char*>(&r), sizeof r);
+  }
+  bytes.append(reinterpret_cast<const char*>(dir.data()), dir.size() * sizeof(NsEntry));
+  bytes.append(reinterpret_cast<const char*>(lists.data()), lists.size() * 8);
+  for (const PendingVec& p : pend_) bytes.append(reinterpret_cast<const char*>(&p.id), 8);
+  h.checksum = snapshot_checksum(h, bytes.data() + sizeof h, bytes.size() - sizeof h);
+  std::memcpy(bytes.data(), &h, sizeof h);
   // Each file is written whole under a temporary name and renamed, so a crash leaves the previous
   // snapshot or the new one; the stamps tie the three together and a mismatch means "rebuild".
   if (dim_ > 0) {
@@ -163,33 +233,58 @@ void Memory::write_snapshot() {
   snapshot_graph_version_ = graph_version;
 }
 
+void Memory::snapshot_refs(const std::function<void(std::uint64_t, std::optional<std::uint32_t>)>& f) const {
+  const auto m = map_file(rows_path(options_.path));
+  SnapHeader h;
+  SnapLayout L{};
+  if (m == nullptr || m->n < sizeof h) return;
+  std::memcpy(&h, m->p, sizeof h);
+  if (!snap_layout(h, m->n, &L)) return;
+  const char* base = static_cast<const char*>(m->p);
+  // Fields are read as bytes: the file is not verified here, and a bool must not be read from a
+  // byte that is neither 0 nor 1.
+  for (std::uint64_t id = 0; id < h.rows; ++id) {
+    const char* row = base + kRowsAt + id * sizeof(Row);
+    std::uint8_t live;
+    std::uint32_t ns;
+    std::memcpy(&live, row + offsetof(Row, live), 1);
+    std::memcpy(&ns, row + offsetof(Row, h) + offsetof(RecordHeader, ns), 4);
+    if (live != 0) f(id, ns);
+  }
+  std::uint64_t at = 0;
+  for (std::uint32_t i = 0; i < h.namespaces; ++i) {
+    NsEntry e;
+    std::memcpy(&e, base + L.dir + i * sizeof e, sizeof e);
+    for (std::uint64_t k = 0; k < e.count && at < h.live; ++k, ++at) {
+      std::uint64_t id;
+      std::memcpy(&id, base + L.ids + at * 8, 8);
+      f(id, e.ns);
+    }
+  }
+  for (std::uint64_t i = 0; i < h.pending; ++i) {
+    std::uint64_t id;
+    std::memcpy(&id, base + L.pending + i * 8, 8);
+    f(id, std::nullopt);
+  }
+}
+
 bool Memory::load_snapshot_locked() {
   const std::string path = rows_path(options_.path);
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return false;
+  SnapHeader h{};
+  SnapLayout L{};
   const off_t size = ::lseek(fd, 0, SEEK_END);
-  if (size < off_t(sizeof(SnapHeader))) {
-    ::close(fd);
-    return false;
-  }
-  void* map = ::mmap(nullptr, std::size_t(size), PROT_READ, MAP_PRIVATE, fd, 0);
+  RowTable rows;
+  if (size >= off_t(sizeof h) && ::pread(fd, &h, sizeof h, 0) == ssize_t(sizeof h) &&
+      snap_layout(h, std::uint64_t(size), &L))
+    rows = RowTable::map_file(fd, std::size_t(size), kRowsAt, h.rows);
   ::close(fd);
-  if (map == MAP_FAILED) return false;
-  struct Unmap {
-    void* p;
-    std::size_t n;
-    ~Unmap() { ::munmap(p, n); }
-  } unmap{map, std::size_t(size)};
-  const char* base = static_cast<const char*>(map);
-  SnapHeader h;
-  std::memcpy(&h, base, sizeof h);
-  const std::size_t row_bytes = kSnapshotRowBytes;
-  if (std::memcmp(h.magic, kMagic, 8) != 0 || h.format != kFormat || h.header_bytes != sizeof(RecordHeader) || h.dim != dim_ ||
-      h.rows > std::uint64_t(size) / row_bytes || h.pending > std::uint64_t(size) / 8 ||
-      sizeof h + h.rows * row_bytes + h.pending * 8 != std::uint64_t(size))
-    return false;
-  const char* payload = base + sizeof h;
-  if (snapshot_checksum(h, payload, std::size_t(size) - sizeof h) != h.checksum) return false;
+  if (rows.file_image() == nullptr || h.dim != dim_) return false;
+  // The whole file is verified before any of it is used (about 1 ms at 100k rows); the rows are
+  // then used in place.
+  const char* base = rows.file_image();
+  if (snapshot_checksum(h, base + sizeof h, std::size_t(size) - sizeof h) != h.checksum) return false;
   {
     // The stamp must not be ahead of the store (a snapshot from another copy of it).
     storage::Env::Reader reader(*env_);
@@ -231,33 +326,25 @@ bool Memory::load_snapshot_locked() {
   } catch (const CorruptData&) {
     // lexical() rebuilds it whole from LMDB on first use.
   }
-  RowTable rows;
   std::unordered_map<std::uint32_t, std::vector<std::uint64_t>> ns_ids;
-  if (h.rows > 0) {
-    // Ids are written in increasing order: the last one sizes the table once.
-    std::uint64_t last;
-    std::memcpy(&last, payload + (h.rows - 1) * row_bytes, 8);
-    if (last > std::uint64_t(1) << 40) return false;
-    rows.resize(last + 1);
-  }
-  std::uint64_t prev = 0, with_vector = 0;
-  std::uint32_t cur_ns = 0;
-  std::vector<std::uint64_t>* cur_list = nullptr;
-  for (std::uint64_t i = 0; i < h.rows; ++i) {
-    const char* p = payload + i * row_bytes;
-    std::uint64_t id;
-    std::memcpy(&id, p, 8);
-    if ((id <= prev && i > 0) || id >= rows.size()) return false;  // increasing ids, bounded by the last
-    prev = id;
-    std::memcpy(&rows[id].h, p + 8, sizeof(RecordHeader));  // checksummed above
-    rows[id].live = true;
-    with_vector += (rows[id].h.flags & kHasVector) != 0;
-    if (cur_list == nullptr || rows[id].h.ns != cur_ns) {  // runs of one namespace are common
-      cur_ns = rows[id].h.ns;
-      cur_list = &ns_ids[cur_ns];
+  {
+    // Ids index the table, so each is bounds-checked; the lists are in increasing id order.
+    const char* ids = base + L.ids;
+    std::uint64_t total = 0;
+    for (std::uint32_t i = 0; i < h.namespaces; ++i) {
+      NsEntry e;
+      std::memcpy(&e, base + L.dir + i * sizeof e, sizeof e);
+      if (e.count > h.live - total || ns_ids.count(e.ns)) return false;
+      std::vector<std::uint64_t>& list = ns_ids[e.ns];
+      list.resize(e.count);
+      std::memcpy(list.data(), ids + total * 8, e.count * 8);
+      total += e.count;
+      for (std::size_t k = 0; k < list.size(); ++k)
+        if (list[k] >= h.rows || (k > 0 && list[k] <= list[k - 1])) return false;
     }
-    cur_list->push_back(id);
+    if (total != h.live) return false;
   }
+  const std::uint64_t with_vector = h.with_vector;
   rows_ = std::move(rows);
   ns_ids_ = std::move(ns_ids);
   vec_ = std::move(vec);
@@ -275,7 +362,7 @@ bool Memory::load_snapshot_locked() {
     // replaced). The graph holds every other live vector, so if it holds more than that, the rest
     // are ids of records deleted since: those are found and queued for removal (filtered meanwhile).
     storage::Env::Reader reader(*env_);
-    const char* pend_ids = payload + h.rows * row_bytes;
+    const char* pend_ids = base + L.pending;
     std::uint64_t missing = 0;
     std::vector<float> v(dim_);
     for (std::uint64_t i = 0; i < h.pending; ++i) {
