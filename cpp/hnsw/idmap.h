@@ -26,6 +26,11 @@ class IdMap {
     }
   }
 
+  // Fetches the home bucket of id into cache, so a batch of lookups has its misses in flight together.
+  void prefetch(std::uint64_t id) const {
+    if (!entries_.empty()) __builtin_prefetch(&entries_[home(id)], 0, 3);
+  }
+
   // Inserts or overwrites.
   void put(std::uint64_t id, std::uint32_t slot) {
     if ((size_ + 1) * 3 > entries_.size() * 2) rehash(entries_.empty() ? 16 : entries_.size() * 2);

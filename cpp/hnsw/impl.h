@@ -42,6 +42,7 @@ struct Scratch {
   std::vector<float> query;
   std::vector<float> vq, vc, vn;  // decoded vectors while inserting without f32 originals
   std::vector<std::uint64_t> bits;
+  std::vector<float> bound;  // upper bounds of the code estimates in an exact scan
 };
 
 class ScratchPool {
@@ -109,7 +110,6 @@ struct Index::Impl {
   simd::F32Fn f32fn = nullptr;
   simd::F16Fn f16fn = nullptr;
   simd::I8Fn i8fn = nullptr;
-  simd::F32BlockFn f32block = nullptr;
   simd::Level level = simd::Level::scalar;
 
   // ---- data (guarded by rw: exclusive to change the slot set, shared to link or read) ----
