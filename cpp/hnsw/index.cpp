@@ -218,6 +218,9 @@ void Index::Impl::walk(const float* q, std::uint32_t ep, std::size_t ef, int lv,
   if ((!live_only || !deleted[ep]) && allow(ep)) top.push_back({d0, ep});
   float bound = top.empty() ? kInf : d0;
   std::uint32_t fresh[2 * kMaxM];
+  // A small index is cache-resident: prefetching it only costs instructions (floor benchmark, 100 x
+  // 384 f32: 3.55 -> 3.30 us p50 per call without them).
+  const bool small = n_slots * stride <= (std::size_t(256) << 10);
   while (!cand.empty()) {
     const Cand c = cand.front();
     if (c.d > bound && top.size() >= ef) break;
@@ -233,12 +236,14 @@ void Index::Impl::walk(const float* q, std::uint32_t ep, std::size_t ef, int lv,
       const std::uint32_t nb = load_link(ll, i);
       if (nb >= n_slots || s.visited.test_and_set(nb)) continue;
       fresh[nf++] = nb;
-      const std::byte* v = traversal(nb);
-      for (std::size_t b = 0; b < pf_head; b += 64) prefetch(v + b);
+      if (!small) {
+        const std::byte* v = traversal(nb);
+        for (std::size_t b = 0; b < pf_head; b += 64) prefetch(v + b);
+      }
     }
     for (std::size_t j = 0; j < nf; ++j) {
       const std::uint32_t nb = fresh[j];
-      if (j + 1 < nf) {
+      if (!small && j + 1 < nf) {
         const std::byte* v = traversal(fresh[j + 1]);
         for (std::size_t b = pf_head; b < pf_all; b += 64) prefetch(v + b);
       }
