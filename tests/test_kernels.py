@@ -128,6 +128,20 @@ def test_i8_integer_dot_is_exact(level, dim):
 
 
 @pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("dim", [1, 15, 16, 17, 31, 32, 33, 63, 64, 65, 384, 385, 1536])
+def test_i16_by_i8_integer_dot_is_exact(level, dim):
+    rng = np.random.default_rng(dim + 4)
+    top = min(32767, (2**31 - 1) // (127 * dim))  # the index's query range: no 32-bit overflow
+    a = rng.integers(-top, top + 1, size=dim, dtype=np.int16)
+    b = rng.integers(-127, 128, size=dim, dtype=np.int8)
+    a[:3] = top  # extreme products in the first lanes
+    b[:3] = -127
+    want = int(a.astype(np.int64) @ b.astype(np.int64))
+    assert _core.dot_i8(a, b, level=level) == want
+    assert _core.dot_i8(a, b) == want
+
+
+@pytest.mark.parametrize("level", LEVELS)
 def test_zero_vectors_have_cosine_distance_one(level):
     q = np.zeros(17, dtype=np.float32)
     m = np.ones((2, 17), dtype=np.float32)

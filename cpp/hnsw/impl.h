@@ -34,12 +34,21 @@ struct Cand {
   bool operator>(const Cand& o) const { return o < *this; }
 };
 
+// A prepared query: the f32 vector (normalised for cosine) and, with i8 storage and a similarity
+// metric, the same vector as int16 codes (value ~ step * code) for the integer estimate kernel.
+struct Query {
+  const float* f = nullptr;
+  const std::int16_t* codes = nullptr;
+  float step = 0.0f;
+};
+
 // Per-thread search state, pooled so a query allocates nothing once warm.
 struct Scratch {
   VisitedList visited;
   std::vector<Cand> cand, top, sel, tmp;
   std::vector<std::vector<Cand>> chosen;  // per level, while inserting
   std::vector<float> query;
+  std::vector<std::int16_t> qcodes;  // Query::codes
   std::vector<float> vq, vc, vn;  // decoded vectors while inserting without f32 originals
   std::vector<std::uint64_t> bits;
   std::vector<float> bound;  // upper bounds of the code estimates in an exact scan
@@ -110,6 +119,8 @@ struct Index::Impl {
   simd::F32Fn f32fn = nullptr;
   simd::F16Fn f16fn = nullptr;
   simd::I8Fn i8fn = nullptr;
+  simd::I16I8Fn q16fn = nullptr;
+  bool int_query = false;  // i8 storage with ip/cosine: the walk's estimate runs on integer codes
   simd::Level level = simd::Level::scalar;
 
   // ---- data (guarded by rw: exclusive to change the slot set, shared to link or read) ----
@@ -177,6 +188,17 @@ struct Index::Impl {
     }
     return finish(f32fn(q, reinterpret_cast<const float*>(v), dim));
   }
+  // The traversal estimate of a prepared query: dist(), or the integer kernel when the query has codes.
+  // The product of int16 and int8 codes is exact; only the query's rounding (step / 2 per dimension,
+  // ~1e-5 of its largest value) adds to the i8 codes' own error.
+  float est(const Query& q, std::uint32_t slot) const {
+    if (q.codes == nullptr) return dist(q.f, slot);
+    const std::byte* v = traversal(slot);
+    float scale;
+    std::memcpy(&scale, v, sizeof scale);
+    const auto* codes = reinterpret_cast<const std::int8_t*>(v + sizeof(float));
+    return finish(scale * q.step * float(q16fn(q.codes, codes, dim)));
+  }
   // The most precise distance available: f32 when the index has the vectors, else the refined code
   // estimate (re-rank, exact scans, distance()).
   float exact(const float* q, std::uint32_t slot) const {
@@ -205,9 +227,10 @@ struct Index::Impl {
 
   // ---- algorithms (index.cpp) ----
   void prepare_query(const float* q, Scratch& s) const;  // -> s.query (normalised for cosine)
-  void greedy(const float* q, std::uint32_t& ep, float& epd, int lv) const;
+  Query quantize(const float* f, std::vector<std::int16_t>& buf) const;  // codes in buf when int_query
+  void greedy(const Query& q, std::uint32_t& ep, float& epd, int lv) const;
   template <class Allow>
-  void walk(const float* q, std::uint32_t ep, std::size_t ef, int lv, Allow&& allow, Scratch& s,
+  void walk(const Query& q, std::uint32_t ep, std::size_t ef, int lv, Allow&& allow, Scratch& s,
             bool live_only = true) const;
   void select(std::vector<Cand>& cands, std::size_t m, std::vector<Cand>& out, float* buf) const;
   void insert(std::uint32_t slot, Scratch& s);
@@ -218,7 +241,7 @@ struct Index::Impl {
   void add(const float* vectors, const std::uint64_t* ids, std::size_t n, std::size_t threads, std::uint64_t* assigned);
   std::size_t search_into(const float* q, std::size_t k, std::size_t ef, const Filter* filter, std::uint64_t* ids,
                           float* dists) const;
-  std::size_t exact_into(const float* q, std::size_t k, const std::uint64_t* ids, std::size_t n, Scratch& s,
+  std::size_t exact_into(const Query& q, std::size_t k, const std::uint64_t* ids, std::size_t n, Scratch& s,
                          std::uint64_t* out_ids, float* out_d) const;
   std::size_t exact_threshold(std::size_t ef) const;
   std::size_t memory_bytes() const;

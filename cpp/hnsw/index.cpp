@@ -110,6 +110,8 @@ Index::Impl::Impl(const Config& c) : cfg(c), rng(c.seed) {
   f32fn = kt.f32[mi];
   f16fn = kt.f16[mi];
   i8fn = kt.i8[mi];
+  q16fn = kt.dot_i16i8;
+  int_query = cfg.storage == Storage::i8 && similarity;
   if (cfg.capacity > 0) ensure_capacity(cfg.capacity);
 }
 
@@ -181,7 +183,28 @@ void Index::Impl::prepare_query(const float* q, Scratch& s) const {
   for (std::size_t i = 0; i < dim; ++i) s.query[i] = q[i] * inv;
 }
 
-void Index::Impl::greedy(const float* q, std::uint32_t& ep, float& epd, int lv) const {
+Query Index::Impl::quantize(const float* f, std::vector<std::int16_t>& buf) const {
+  Query out{f, nullptr, 0.0f};
+  if (!int_query) return out;
+  float amax = 0.0f;
+  for (std::size_t i = 0; i < dim; ++i) amax = std::max(amax, std::fabs(f[i]));
+  // The largest code keeps any sum of dim products with 8-bit codes inside int32.
+  const float top = float(std::min<std::size_t>(32767, std::size_t(2147483647) / (127 * dim)));
+  buf.assign(dim, 0);
+  if (amax > 0.0f) {
+    const float inv = top / amax;
+    constexpr float kRound = 12582912.0f;  // 1.5 * 2^23: round to nearest without a libm call
+    for (std::size_t i = 0; i < dim; ++i) {
+      const float c = (f[i] * inv + kRound) - kRound;
+      buf[i] = std::int16_t(std::clamp(c, -top, top));
+    }
+    out.step = amax / top;
+  }
+  out.codes = buf.data();
+  return out;
+}
+
+void Index::Impl::greedy(const Query& q, std::uint32_t& ep, float& epd, int lv) const {
   for (bool changed = true; changed;) {
     changed = false;
     const std::uint32_t* ll = links(ep, lv);
@@ -190,7 +213,7 @@ void Index::Impl::greedy(const float* q, std::uint32_t& ep, float& epd, int lv) 
     for (std::size_t i = 0; i < cnt; ++i) {
       const std::uint32_t nb = load_link(ll, i);
       if (nb >= n_slots) continue;  // only a corrupted mapped file can hold one
-      const float d = dist(q, nb);
+      const float d = est(q, nb);
       if (d < epd) {
         epd = d;
         ep = nb;
@@ -204,7 +227,7 @@ void Index::Impl::greedy(const float* q, std::uint32_t& ep, float& epd, int lv) 
 // only live nodes the filter allows enter the result heap s.top (a max-heap of at most ef), so a
 // selective filter or many tombstones make the walk go further instead of returning fewer results.
 template <class Allow>
-void Index::Impl::walk(const float* q, std::uint32_t ep, std::size_t ef, int lv, Allow&& allow, Scratch& s,
+void Index::Impl::walk(const Query& q, std::uint32_t ep, std::size_t ef, int lv, Allow&& allow, Scratch& s,
                        bool live_only) const {
   auto& cand = s.cand;
   auto& top = s.top;
@@ -212,7 +235,7 @@ void Index::Impl::walk(const float* q, std::uint32_t ep, std::size_t ef, int lv,
   top.clear();
   s.visited.begin(n_slots);
   const std::size_t maxl = max_links(lv);
-  const float d0 = dist(q, ep);
+  const float d0 = est(q, ep);
   s.visited.test_and_set(ep);
   cand.push_back({d0, ep});
   if ((!live_only || !deleted[ep]) && allow(ep)) top.push_back({d0, ep});
@@ -247,7 +270,7 @@ void Index::Impl::walk(const float* q, std::uint32_t ep, std::size_t ef, int lv,
         const std::byte* v = traversal(fresh[j + 1]);
         for (std::size_t b = pf_head; b < pf_all; b += 64) prefetch(v + b);
       }
-      const float d = dist(q, nb);
+      const float d = est(q, nb);
       if (top.size() < ef || d < bound) {
         cand.push_back({d, nb});
         std::push_heap(cand.begin(), cand.end(), std::greater<>());
@@ -290,7 +313,7 @@ void Index::Impl::insert(std::uint32_t slot, Scratch& s) {
   s.vn.resize(dim);
   // Without originals the node is linked by its decoded codes: the graph is built in the same
   // geometry the searches see.
-  const float* q = vector_of(slot, s.vq.data());
+  const Query q = quantize(vector_of(slot, s.vq.data()), s.qcodes);
   const int lv = slot_level[slot];
   std::unique_lock<std::mutex> top_lock(entry_mu, std::defer_lock);
   std::uint64_t e = entry.load(std::memory_order_acquire);
@@ -307,7 +330,7 @@ void Index::Impl::insert(std::uint32_t slot, Scratch& s) {
   }
   std::uint32_t ep = entry_slot(e);
   const int maxl = entry_level(e);
-  float epd = dist(q, ep);
+  float epd = est(q, ep);
   for (int l = maxl; l > lv; --l) greedy(q, ep, epd, l);
   // Neighbours are chosen top-down (each level's search starts from the best of the level above) but
   // written bottom-up: a node becomes reachable at level l only after its own lists at levels <= l are
@@ -575,7 +598,7 @@ void pipelined(std::size_t n, std::size_t ahead, Row&& row, Score&& score) {
 // plus float32 rounding of both sums (gamma = 2 dim 2^-24 per sum of dim products). An item is kept when
 // its lower bound is at most the k-th smallest upper bound: every true top-k item is (its precise
 // distance lies below that). On the 100k x 384 benchmark about 13 of 1,000 rows are re-ranked.
-std::size_t Index::Impl::exact_into(const float* q, std::size_t k, const std::uint64_t* ids, std::size_t n,
+std::size_t Index::Impl::exact_into(const Query& q, std::size_t k, const std::uint64_t* ids, std::size_t n,
                                     Scratch& s, std::uint64_t* out_ids, float* out_d) const {
   constexpr std::size_t kIdsAhead = 16;   // id-map buckets in flight
   constexpr std::size_t kRowsAhead = 6;   // rows in flight (measured, see benchmarks/RESULTS.md)
@@ -591,7 +614,9 @@ std::size_t Index::Impl::exact_into(const float* q, std::size_t k, const std::ui
     auto& hi = s.bound;
     hi.resize(c.size());
     float q1 = 0.0f;
-    for (std::size_t i = 0; i < dim; ++i) q1 += std::fabs(q[i]);
+    for (std::size_t i = 0; i < dim; ++i) q1 += std::fabs(q.f[i]);
+    // The query's own rounding when the estimate runs on its int16 codes: s * (step / 2) * |c|_1.
+    const float qround = 0.5f * q.step * 127.0f * float(dim);
     const float fdim = float(dim);
     const float gamma = 2.0f * fdim * 0x1p-24f;
     pipelined(
@@ -601,16 +626,16 @@ std::size_t Index::Impl::exact_into(const float* q, std::size_t k, const std::ui
           float sc;
           std::memcpy(&sc, traversal(slot), sizeof sc);
           sc = std::fabs(sc);
-          const float est = dist(q, slot);
+          const float e = est(q, slot);
           float err;
           if (similarity) {
-            err = sc * q1 * (0.5f + 127.0f * gamma) + 0x1p-20f * (1.0f + std::fabs(est));
+            err = sc * (q1 * (0.5f + 127.0f * gamma) + qround) + 0x1p-20f * (1.0f + std::fabs(e));
           } else {
-            const float e0 = sc * std::sqrt(fdim * std::max(est, 0.0f)) + 0.25f * fdim * sc * sc;
-            err = e0 + gamma * (est + e0 + sc * (q1 + 127.0f * sc * fdim));
+            const float e0 = sc * std::sqrt(fdim * std::max(e, 0.0f)) + 0.25f * fdim * sc * sc;
+            err = e0 + gamma * (e + e0 + sc * (q1 + 127.0f * sc * fdim));
           }
-          c[i].d = est - err;
-          hi[i] = est + err;
+          c[i].d = e - err;
+          hi[i] = e + err;
         });
     if (c.size() > k) {
       std::nth_element(hi.begin(), hi.begin() + std::ptrdiff_t(k - 1), hi.end());
@@ -629,7 +654,7 @@ std::size_t Index::Impl::exact_into(const float* q, std::size_t k, const std::ui
         else if (coded) prefetch_range(residual.data() + std::size_t(slot) * res_bytes, res_bytes);
         else prefetch_range(traversal(slot), row_bytes);
       },
-      [&](std::size_t i) { c[i].d = exact(q, c[i].slot); });
+      [&](std::size_t i) { c[i].d = exact(q.f, c[i].slot); });
   const std::size_t m = std::min(k, c.size());
   std::partial_sort(c.begin(), c.begin() + std::ptrdiff_t(m), c.end());
   for (std::size_t i = 0; i < m; ++i) {
@@ -648,6 +673,7 @@ std::size_t Index::Impl::search_into(const float* query, std::size_t k, std::siz
   Scratch& s = *sp;
   prepare_query(query, s);
   const float* q = s.query.data();
+  const Query qq = quantize(q, s.qcodes);
   std::shared_lock<std::shared_mutex> lock(rw);
   const std::uint64_t e = entry.load(std::memory_order_acquire);
   if (n_live == 0 || e == kNoEntry) return 0;
@@ -658,7 +684,7 @@ std::size_t Index::Impl::search_into(const float* query, std::size_t k, std::siz
   if (filter != nullptr) {
     list = filter->allow_list(&list_n);
     if (list != nullptr) {
-      if (list_n <= exact_threshold(ef)) return exact_into(q, k, list, list_n, s, out_ids, out_d);
+      if (list_n <= exact_threshold(ef)) return exact_into(qq, k, list, list_n, s, out_ids, out_d);
       if (dynamic_cast<const IdMaskFilter*>(filter) != nullptr) {
         mode = Mode::generic;  // one mask byte per check beats a binary search over its id list
       } else if (std::is_sorted(list, list + list_n)) {
@@ -677,20 +703,20 @@ std::size_t Index::Impl::search_into(const float* query, std::size_t k, std::siz
   }
 
   std::uint32_t ep = entry_slot(e);
-  float epd = dist(q, ep);
-  for (int l = entry_level(e); l > 0; --l) greedy(q, ep, epd, l);
+  float epd = est(qq, ep);
+  for (int l = entry_level(e); l > 0; --l) greedy(qq, ep, epd, l);
   switch (mode) {
-    case Mode::all: walk(q, ep, ef, 0, [](std::uint32_t) { return true; }, s); break;
+    case Mode::all: walk(qq, ep, ef, 0, [](std::uint32_t) { return true; }, s); break;
     case Mode::bits: {
       const std::uint64_t* bits = s.bits.data();
-      walk(q, ep, ef, 0, [bits](std::uint32_t slot) { return (bits[slot >> 6] >> (slot & 63)) & 1; }, s);
+      walk(qq, ep, ef, 0, [bits](std::uint32_t slot) { return (bits[slot >> 6] >> (slot & 63)) & 1; }, s);
       break;
     }
     case Mode::sorted_list:
-      walk(q, ep, ef, 0, [&](std::uint32_t slot) { return std::binary_search(list, list + list_n, slot_ids[slot]); }, s);
+      walk(qq, ep, ef, 0, [&](std::uint32_t slot) { return std::binary_search(list, list + list_n, slot_ids[slot]); }, s);
       break;
     case Mode::generic:
-      walk(q, ep, ef, 0, [&](std::uint32_t slot) { return filter->allows(slot_ids[slot]); }, s);
+      walk(qq, ep, ef, 0, [&](std::uint32_t slot) { return filter->allows(slot_ids[slot]); }, s);
       break;
   }
   auto& top = s.top;
@@ -824,7 +850,7 @@ std::vector<Hit> Index::search_exact(const float* query, std::size_t k, const st
   std::size_t found;
   {
     std::shared_lock<std::shared_mutex> lock(I.rw);
-    found = I.exact_into(sp->query.data(), k, ids, n, *sp, oid.data(), od.data());
+    found = I.exact_into(I.quantize(sp->query.data(), sp->qcodes), k, ids, n, *sp, oid.data(), od.data());
   }
   std::vector<Hit> out(found);
   for (std::size_t i = 0; i < found; ++i) out[i] = {oid[i], od[i]};

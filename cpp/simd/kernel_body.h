@@ -5,7 +5,9 @@
 // never pick an AVX-compiled copy of it for baseline code. No standard-library headers on purpose.
 //
 // Ops provides: W (lanes), V (register type), zero(), load(const float*), load(const uint16_t*),
-// load(const int8_t*), fma(a, b, acc), sub(a, b), add(a, b), hsum(V), prefetch(const void*).
+// load(const int8_t*), fma(a, b, acc), sub(a, b), add(a, b), hsum(V), prefetch(const void*); for the
+// integer kernel VI (32-bit lanes), WI (int16 elements per VI), zeroi(), madd(q16, c8, acc) (acc + pairwise
+// q*c), addi(a, b), hsumi(VI).
 // Tails (dim % W) go through a zero-padded W-element stack buffer: exact, and only one per call.
 
 template <class T>
@@ -162,6 +164,24 @@ void block_i8(const float* q, const signed char* base, const float* scales, unsi
   }
 }
 
+// int16 query x int8 codes in 32-bit lanes: half the instructions per dimension of the float i8 kernel
+// (no int -> float conversion, two products per lane and instruction).
+int dot_i16i8(const short* q, const signed char* c, unsigned long dim) {
+  using VI = typename Ops::VI;
+  constexpr unsigned long WI = Ops::WI;
+  VI a0 = Ops::zeroi(), a1 = Ops::zeroi();
+  unsigned long i = 0;
+  for (; i + 2 * WI <= dim; i += 2 * WI) {
+    a0 = Ops::madd(q + i, c + i, a0);
+    a1 = Ops::madd(q + i + WI, c + i + WI, a1);
+  }
+  for (; i + WI <= dim; i += WI) a0 = Ops::madd(q + i, c + i, a0);
+  // Wrapping adds, as the lanes do (unsigned arithmetic: no signed overflow in the tail either).
+  unsigned r = unsigned(Ops::hsumi(Ops::addi(a0, a1)));
+  for (; i < dim; ++i) r += unsigned(int(q[i]) * int(c[i]));
+  return int(r);
+}
+
 // The table, in Metric order {l2, ip, cosine}.
 #define RECALLCORE_KERNEL_TABLE(LEVEL, DOT_I8I8)                                                        \
   {                                                                                                     \
@@ -170,5 +190,5 @@ void block_i8(const float* q, const signed char* base, const float* scales, unsi
         {block_t<float, l2_t<float>>, block_t<float, dot_t<float>>, block_t<float, cos_t<float>>},      \
         {block_t<unsigned short, l2_t<unsigned short>>, block_t<unsigned short, dot_t<unsigned short>>, \
          block_t<unsigned short, cos_t<unsigned short>>},                                               \
-        {block_i8<l2_i8>, block_i8<dot_i8>, block_i8<cos_i8>}, DOT_I8I8                                 \
+        {block_i8<l2_i8>, block_i8<dot_i8>, block_i8<cos_i8>}, DOT_I8I8, dot_i16i8                      \
   }

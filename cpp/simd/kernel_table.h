@@ -32,6 +32,7 @@ using F16BlockFn = void (*)(const float* q, const std::uint16_t* base, std::size
 using I8BlockFn = void (*)(const float* q, const std::int8_t* base, const float* scales, std::size_t n,
                            std::size_t dim, float* out);
 using I8I8Fn = std::int32_t (*)(const std::int8_t* a, const std::int8_t* b, std::size_t dim);
+using I16I8Fn = std::int32_t (*)(const std::int16_t* q, const std::int8_t* codes, std::size_t dim);
 
 // One level's kernels. Index [m] by Metric: l2 -> squared L2, ip -> inner product a.b (a similarity:
 // larger is closer), cosine -> cosine distance. Block variants compute one query against n
@@ -45,6 +46,9 @@ struct KernelTable {
   F16BlockFn f16_block[3];
   I8BlockFn i8_block[3];
   I8I8Fn dot_i8i8;  // exact integer dot of two code vectors (VNNI where the CPU has it)
+  // Integer dot of an int16 query against int8 codes, exact while sum |q_i c_i| < 2^31 (wraps beyond):
+  // the index's i8 estimate for ip/cosine with the query quantised once per search.
+  I16I8Fn dot_i16i8;
 };
 
 // Per-level table getters, defined in the per-level translation units.

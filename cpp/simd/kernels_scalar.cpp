@@ -81,6 +81,12 @@ std::int32_t dot_i8i8(const std::int8_t* a, const std::int8_t* b, std::size_t di
   return s;
 }
 
+std::int32_t dot_i16i8(const std::int16_t* q, const std::int8_t* c, std::size_t dim) {
+  std::int64_t s = 0;
+  for (std::size_t i = 0; i < dim; ++i) s += std::int32_t(q[i]) * std::int32_t(c[i]);
+  return std::int32_t(s);  // modular (C++20), as the SIMD lanes wrap
+}
+
 }  // namespace
 
 const KernelTable& scalar_table() {
@@ -94,6 +100,7 @@ const KernelTable& scalar_table() {
       {block_t<u16, l2_t<u16>>, block_t<u16, dot_t<u16>>, block_t<u16, cos_t<u16>>},
       {block_i8<l2_i8>, block_i8<dot_i8>, block_i8<cos_i8>},
       dot_i8i8,
+      dot_i16i8,
   };
   return t;
 }

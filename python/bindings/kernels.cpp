@@ -101,14 +101,19 @@ py::array_t<float> distances(const py::handle& query_obj, const py::handle& matr
 std::int64_t dot_i8(const py::handle& a_obj, const py::handle& b_obj, const std::optional<std::string>& level_name) {
   const simd::KernelTable& kt = level_name ? simd::table(simd::parse_level(*level_name)) : simd::active();
   py::array a = require_array(a_obj, "a"), b = require_array(b_obj, "b");
+  // An int16 `a` runs the int16 x int8 kernel (the index's quantised-query estimate).
+  const bool wide = a.dtype().is(py::dtype::of<std::int16_t>());
   for (auto [arr, nm] : {std::pair{&a, "a"}, std::pair{&b, "b"}}) {
-    require_dtype<std::int8_t>(*arr, nm);
+    if (!(wide && arr == &a)) require_dtype<std::int8_t>(*arr, nm);
     require_ndim(*arr, nm, 1);
     require_c_contiguous(*arr, nm);
   }
   if (a.shape(0) != b.shape(0))
     throw py::value_error("dimension mismatch: a has " + std::to_string(a.shape(0)) + " elements, b has " +
                           std::to_string(b.shape(0)));
+  if (wide)
+    return kt.dot_i16i8(static_cast<const std::int16_t*>(a.data()), static_cast<const std::int8_t*>(b.data()),
+                        std::size_t(a.shape(0)));
   return kt.dot_i8i8(static_cast<const std::int8_t*>(a.data()), static_cast<const std::int8_t*>(b.data()),
                      std::size_t(a.shape(0)));
 }
@@ -142,7 +147,8 @@ void register_kernels(py::module_& m) {
         py::arg("scales") = py::none(), py::arg("level") = py::none(), py::arg("block") = true,
         "Distances from one query (float32[dim]) to every row of matrix (float32/float16/int8[n, dim]).");
   m.def("dot_i8", &dot_i8, py::arg("a"), py::arg("b"), py::kw_only(), py::arg("level") = py::none(),
-        "Exact integer dot product of two int8 vectors (VNNI kernel where the CPU has it).");
+        "Exact integer dot product of two int8 vectors (VNNI kernel where the CPU has it), or of an int16 `a`\n"
+        "and an int8 `b` (exact while the sum of |a_i b_i| stays below 2**31).");
 }
 
 }  // namespace recallcore::bindings
