@@ -191,8 +191,11 @@ struct Index::Impl {
   // The traversal estimate of a prepared query: dist(), or the integer kernel when the query has codes.
   // The product of int16 and int8 codes is exact; only the query's rounding (step / 2 per dimension,
   // ~1e-5 of its largest value) adds to the i8 codes' own error.
+  // Codes is a template argument so the f32/f16 walk carries no per-distance test (measured: the
+  // run-time test cost the 100 x 384 f32 floor benchmark ~0.3 us of 3.4 per call).
+  template <bool Codes>
   float est(const Query& q, std::uint32_t slot) const {
-    if (q.codes == nullptr) return dist(q.f, slot);
+    if constexpr (!Codes) return dist(q.f, slot);
     const std::byte* v = traversal(slot);
     float scale;
     std::memcpy(&scale, v, sizeof scale);
@@ -228,10 +231,19 @@ struct Index::Impl {
   // ---- algorithms (index.cpp) ----
   void prepare_query(const float* q, Scratch& s) const;  // -> s.query (normalised for cosine)
   Query quantize(const float* f, std::vector<std::int16_t>& buf) const;  // codes in buf when int_query
+  float est(const Query& q, std::uint32_t slot) const { return q.codes ? est<true>(q, slot) : est<false>(q, slot); }
   void greedy(const Query& q, std::uint32_t& ep, float& epd, int lv) const;
+  template <bool Codes>
+  void greedy_on(const Query& q, std::uint32_t& ep, float& epd, int lv) const;
   template <class Allow>
   void walk(const Query& q, std::uint32_t ep, std::size_t ef, int lv, Allow&& allow, Scratch& s,
-            bool live_only = true) const;
+            bool live_only = true) const {
+    if (q.codes) walk_on<true>(q, ep, ef, lv, allow, s, live_only);
+    else walk_on<false>(q, ep, ef, lv, allow, s, live_only);
+  }
+  template <bool Codes, class Allow>
+  void walk_on(const Query& q, std::uint32_t ep, std::size_t ef, int lv, Allow& allow, Scratch& s,
+               bool live_only) const;
   void select(std::vector<Cand>& cands, std::size_t m, std::vector<Cand>& out, float* buf) const;
   void insert(std::uint32_t slot, Scratch& s);
   void ensure_capacity(std::size_t slots);

@@ -205,6 +205,12 @@ Query Index::Impl::quantize(const float* f, std::vector<std::int16_t>& buf) cons
 }
 
 void Index::Impl::greedy(const Query& q, std::uint32_t& ep, float& epd, int lv) const {
+  if (q.codes) greedy_on<true>(q, ep, epd, lv);
+  else greedy_on<false>(q, ep, epd, lv);
+}
+
+template <bool Codes>
+void Index::Impl::greedy_on(const Query& q, std::uint32_t& ep, float& epd, int lv) const {
   for (bool changed = true; changed;) {
     changed = false;
     const std::uint32_t* ll = links(ep, lv);
@@ -213,7 +219,7 @@ void Index::Impl::greedy(const Query& q, std::uint32_t& ep, float& epd, int lv) 
     for (std::size_t i = 0; i < cnt; ++i) {
       const std::uint32_t nb = load_link(ll, i);
       if (nb >= n_slots) continue;  // only a corrupted mapped file can hold one
-      const float d = est(q, nb);
+      const float d = est<Codes>(q, nb);
       if (d < epd) {
         epd = d;
         ep = nb;
@@ -226,16 +232,16 @@ void Index::Impl::greedy(const Query& q, std::uint32_t& ep, float& epd, int lv) 
 // Best-first search of one level (hnswlib's searchBaseLayer). Every reached node is navigable;
 // only live nodes the filter allows enter the result heap s.top (a max-heap of at most ef), so a
 // selective filter or many tombstones make the walk go further instead of returning fewer results.
-template <class Allow>
-void Index::Impl::walk(const Query& q, std::uint32_t ep, std::size_t ef, int lv, Allow&& allow, Scratch& s,
-                       bool live_only) const {
+template <bool Codes, class Allow>
+void Index::Impl::walk_on(const Query& q, std::uint32_t ep, std::size_t ef, int lv, Allow& allow, Scratch& s,
+                          bool live_only) const {
   auto& cand = s.cand;
   auto& top = s.top;
   cand.clear();
   top.clear();
   s.visited.begin(n_slots);
   const std::size_t maxl = max_links(lv);
-  const float d0 = est(q, ep);
+  const float d0 = est<Codes>(q, ep);
   s.visited.test_and_set(ep);
   cand.push_back({d0, ep});
   if ((!live_only || !deleted[ep]) && allow(ep)) top.push_back({d0, ep});
@@ -270,7 +276,7 @@ void Index::Impl::walk(const Query& q, std::uint32_t ep, std::size_t ef, int lv,
         const std::byte* v = traversal(fresh[j + 1]);
         for (std::size_t b = pf_head; b < pf_all; b += 64) prefetch(v + b);
       }
-      const float d = est(q, nb);
+      const float d = est<Codes>(q, nb);
       if (top.size() < ef || d < bound) {
         cand.push_back({d, nb});
         std::push_heap(cand.begin(), cand.end(), std::greater<>());
