@@ -46,6 +46,22 @@ def test_recall_matches_brute_force_for_each_metric(data, metric):
     np.testing.assert_allclose(dist[:, 0], expect, rtol=1e-3, atol=1e-4)
 
 
+@pytest.mark.parametrize("metric", ["l2", "ip", "cosine"])
+def test_recall_on_a_cache_resident_index(metric):
+    # A level-0 block of at most 256 KB is walked without prefetches and, with f32 storage, its
+    # neighbours' distances come from the four-rows-at-a-time gather kernel.
+    x = clustered(460, 48, seed=7)
+    q, x = x[400:], x[:400]
+    idx = HNSWIndex(48, metric=metric, M=8, ef_construction=64)
+    idx.add(x, ids_of(400))
+    assert idx.stats()["traversal_bytes"] <= 256 << 10
+    found, dist = idx.search(q, k=10, ef=32)
+    assert recall(found, exact_knn(metric, q, x, ids_of(400), 10)) >= 0.95
+    rows = ((found - 5) // 7).astype(np.int64)
+    expect = np.take_along_axis(distances(metric, q, x), rows, 1)
+    np.testing.assert_allclose(dist, expect, rtol=1e-4, atol=1e-4)
+
+
 def test_a_stored_vector_finds_itself(built, data):
     x, _ = data
     found, dist = built.search(x[:50], k=1)

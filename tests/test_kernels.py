@@ -104,6 +104,25 @@ def test_f16_levels_agree_with_decoded_reference(level, dim):
 
 @pytest.mark.parametrize("level", LEVELS)
 @pytest.mark.parametrize("dim", [1, 3, 8, 9, 16, 17, 31, 33, 64, 384, 385])
+@pytest.mark.parametrize("n", [0, 1, 3, 4, 5, 9])
+def test_f32_gather_agrees_with_numpy(level, dim, n):
+    # The walk's kernel for scattered rows: four at a time, then the rest one by one.
+    rng = np.random.default_rng(dim * 10 + n)
+    q = rng.standard_normal(dim).astype(np.float32)
+    m = rng.standard_normal((n, dim)).astype(np.float32)
+    for metric in METRICS:
+        got = _core.distances(q, m, metric, level=level, gather=True)
+        assert got.shape == (n,)
+        assert np.all(np.abs(got - reference(q, m, metric)) <= tolerance(dim, q, m, metric)), metric
+
+
+def test_gather_needs_float32_rows():
+    with pytest.raises(ValueError, match="gather"):
+        _core.distances(np.ones(4, np.float32), np.ones((2, 4), np.float16), "l2", gather=True)
+
+
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("dim", [1, 3, 8, 9, 16, 17, 31, 33, 64, 384, 385])
 def test_i8_levels_agree_with_decoded_reference(level, dim):
     rng = np.random.default_rng(dim + 2)
     q = rng.standard_normal(dim).astype(np.float32)

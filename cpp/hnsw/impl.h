@@ -120,6 +120,7 @@ struct Index::Impl {
   simd::F16Fn f16fn = nullptr;
   simd::I8Fn i8fn = nullptr;
   simd::I16I8Fn q16fn = nullptr;
+  simd::F32GatherFn f32gather = nullptr;  // f32 storage only
   bool int_query = false;  // i8 storage with ip/cosine: the walk's estimate runs on integer codes
   simd::Level level = simd::Level::scalar;
 

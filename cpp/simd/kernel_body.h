@@ -164,6 +164,49 @@ void block_i8(const float* q, const signed char* base, const float* scales, unsi
   }
 }
 
+// Four rows at a time: one query load feeds four independent accumulators and four rows stream in
+// together (one row per call leaves the loads of the next row waiting behind the previous reduction).
+template <bool L2>
+inline typename Ops::V gather_step(typename Ops::V x, typename Ops::V y, typename Ops::V acc) {
+  if constexpr (L2) {
+    const typename Ops::V d = Ops::sub(x, y);
+    return Ops::fma(d, d, acc);
+  } else {
+    return Ops::fma(x, y, acc);
+  }
+}
+
+template <bool L2>
+void gather_f32(const float* q, const float* const* rows, unsigned long n, unsigned long dim, float* out) {
+  using V = typename Ops::V;
+  constexpr unsigned long W = Ops::W;
+  unsigned long r = 0;
+  for (; r + 4 <= n; r += 4) {
+    const float* v[4] = {rows[r], rows[r + 1], rows[r + 2], rows[r + 3]};
+    V a[4] = {Ops::zero(), Ops::zero(), Ops::zero(), Ops::zero()};
+    unsigned long i = 0;
+    for (; i + W <= dim; i += W) {
+      const V x = Ops::load(q + i);
+      for (int j = 0; j < 4; ++j) a[j] = gather_step<L2>(x, Ops::load(v[j] + i), a[j]);
+    }
+    if (i < dim) {
+      float qt[W], vt[W];
+      copy_tail(q + i, dim - i, qt, W);
+      const V x = Ops::load(qt);
+      for (int j = 0; j < 4; ++j) {
+        copy_tail(v[j] + i, dim - i, vt, W);
+        a[j] = gather_step<L2>(x, Ops::load(vt), a[j]);
+      }
+    }
+    for (int j = 0; j < 4; ++j) out[r + j] = Ops::hsum(a[j]);
+  }
+  for (; r < n; ++r) out[r] = L2 ? l2_t<float>(q, rows[r], dim) : dot_t<float>(q, rows[r], dim);
+}
+
+void gather_cos(const float* q, const float* const* rows, unsigned long n, unsigned long dim, float* out) {
+  for (unsigned long r = 0; r < n; ++r) out[r] = cos_t<float>(q, rows[r], dim);
+}
+
 // int16 query x int8 codes in 32-bit lanes: half the instructions per dimension of the float i8 kernel
 // (no int -> float conversion, two products per lane and instruction).
 int dot_i16i8(const short* q, const signed char* c, unsigned long dim) {
@@ -190,5 +233,6 @@ int dot_i16i8(const short* q, const signed char* c, unsigned long dim) {
         {block_t<float, l2_t<float>>, block_t<float, dot_t<float>>, block_t<float, cos_t<float>>},      \
         {block_t<unsigned short, l2_t<unsigned short>>, block_t<unsigned short, dot_t<unsigned short>>, \
          block_t<unsigned short, cos_t<unsigned short>>},                                               \
-        {block_i8<l2_i8>, block_i8<dot_i8>, block_i8<cos_i8>}, DOT_I8I8, dot_i16i8                      \
+        {block_i8<l2_i8>, block_i8<dot_i8>, block_i8<cos_i8>},                                          \
+        {gather_f32<true>, gather_f32<false>, gather_cos}, DOT_I8I8, dot_i16i8                          \
   }

@@ -31,6 +31,8 @@ using F16BlockFn = void (*)(const float* q, const std::uint16_t* base, std::size
                             float* out);
 using I8BlockFn = void (*)(const float* q, const std::int8_t* base, const float* scales, std::size_t n,
                            std::size_t dim, float* out);
+using F32GatherFn = void (*)(const float* q, const float* const* rows, std::size_t n, std::size_t dim,
+                             float* out);
 using I8I8Fn = std::int32_t (*)(const std::int8_t* a, const std::int8_t* b, std::size_t dim);
 using I16I8Fn = std::int32_t (*)(const std::int16_t* q, const std::int8_t* codes, std::size_t dim);
 
@@ -45,6 +47,8 @@ struct KernelTable {
   F32BlockFn f32_block[3];
   F16BlockFn f16_block[3];
   I8BlockFn i8_block[3];
+  // One query against n rows at scattered addresses (a graph node's neighbours), rows[i] -> out[i].
+  F32GatherFn f32_gather[3];
   I8I8Fn dot_i8i8;  // exact integer dot of two code vectors (VNNI where the CPU has it)
   // Integer dot of an int16 query against int8 codes, exact while sum |q_i c_i| < 2^31 (wraps beyond):
   // the index's i8 estimate for ip/cosine with the query quantised once per search.

@@ -1,6 +1,8 @@
 // SIMD level introspection and a kernel entry point for tests and benchmarks.
+#include <algorithm>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "common.h"
 #include "common/build_info.h"
@@ -19,7 +21,8 @@ simd::Metric parse_metric(const std::string& name) {
 }
 
 py::array_t<float> distances(const py::handle& query_obj, const py::handle& matrix_obj, const std::string& metric_name,
-                             const py::object& scales_obj, const std::optional<std::string>& level_name, bool block) {
+                             const py::object& scales_obj, const std::optional<std::string>& level_name, bool block,
+                             bool gather) {
   const simd::Metric metric = parse_metric(metric_name);
   const simd::KernelTable& kt = level_name ? simd::table(simd::parse_level(*level_name)) : simd::active();
 
@@ -66,7 +69,16 @@ py::array_t<float> distances(const py::handle& query_obj, const py::handle& matr
   const float* q = static_cast<const float*>(query.data());
   const void* base = matrix.data();
   const int mi = int(metric);
+  if (gather && kind != Kind::f32) throw py::value_error("gather applies only to a float32 matrix");
   maybe_without_gil(n * dim, [&] {
+    if (gather) {
+      // The rows as separate pointers, in reverse order: the kernel must not assume any layout.
+      std::vector<const float*> rows(n);
+      for (std::size_t r = 0; r < n; ++r) rows[r] = static_cast<const float*>(base) + (n - 1 - r) * dim;
+      kt.f32_gather[mi](q, rows.data(), n, dim, o);
+      std::reverse(o, o + n);
+      return 0;
+    }
     for (std::size_t r = 0; block ? r < 1 : r < n; ++r) {
       switch (kind) {
         case Kind::f32: {
@@ -145,6 +157,7 @@ void register_kernels(py::module_& m) {
   }, "A dict describing this build: version, compiler, SIMD levels compiled/supported/active, LMDB version.");
   m.def("distances", &distances, py::arg("query"), py::arg("matrix"), py::arg("metric") = "l2", py::kw_only(),
         py::arg("scales") = py::none(), py::arg("level") = py::none(), py::arg("block") = true,
+        py::arg("gather") = false,
         "Distances from one query (float32[dim]) to every row of matrix (float32/float16/int8[n, dim]).");
   m.def("dot_i8", &dot_i8, py::arg("a"), py::arg("b"), py::kw_only(), py::arg("level") = py::none(),
         "Exact integer dot product of two int8 vectors (VNNI kernel where the CPU has it), or of an int16 `a`\n"
