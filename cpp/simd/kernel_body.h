@@ -180,9 +180,11 @@ template <bool L2>
 void gather_f32(const float* q, const float* const* rows, unsigned long n, unsigned long dim, float* out) {
   using V = typename Ops::V;
   constexpr unsigned long W = Ops::W;
-  unsigned long r = 0;
-  for (; r + 4 <= n; r += 4) {
-    const float* v[4] = {rows[r], rows[r + 1], rows[r + 2], rows[r + 3]};
+  for (unsigned long r = 0; r < n; r += 4) {
+    // A last group of one to three rows repeats its final row: the repeats load from L1, which is
+    // cheaper than the one-row kernel (a walk's node often has only one to three fresh neighbours).
+    const unsigned long m = n - r < 4 ? n - r : 4;
+    const float* v[4] = {rows[r], rows[r + (m > 1 ? 1 : 0)], rows[r + (m > 2 ? 2 : m - 1)], rows[r + m - 1]};
     V a[4] = {Ops::zero(), Ops::zero(), Ops::zero(), Ops::zero()};
     unsigned long i = 0;
     for (; i + W <= dim; i += W) {
@@ -198,9 +200,8 @@ void gather_f32(const float* q, const float* const* rows, unsigned long n, unsig
         a[j] = gather_step<L2>(x, Ops::load(vt), a[j]);
       }
     }
-    for (int j = 0; j < 4; ++j) out[r + j] = Ops::hsum(a[j]);
+    for (unsigned long j = 0; j < m; ++j) out[r + j] = Ops::hsum(a[j]);
   }
-  for (; r < n; ++r) out[r] = L2 ? l2_t<float>(q, rows[r], dim) : dot_t<float>(q, rows[r], dim);
 }
 
 void gather_cos(const float* q, const float* const* rows, unsigned long n, unsigned long dim, float* out) {
