@@ -616,42 +616,49 @@ void pipelined(std::size_t n, std::size_t ahead, Row&& row, Score&& score) {
 std::size_t Index::Impl::exact_into(const Query& q, std::size_t k, const std::uint64_t* ids, std::size_t n,
                                     Scratch& s, std::uint64_t* out_ids, float* out_d) const {
   constexpr std::size_t kIdsAhead = 16;   // id-map buckets in flight
-  constexpr std::size_t kRowsAhead = 6;   // rows in flight (measured, see benchmarks/RESULTS.md)
+  constexpr std::size_t kRowsAhead = 6;   // rows in flight (3 to 10 measured the same)
   auto& c = s.sel;
   c.clear();
+  const bool coded = cfg.storage == Storage::i8;
+  auto& hi = s.bound;
+  hi.resize(coded ? n : 0);
+  float q1 = 0.0f;
+  if (coded)
+    for (std::size_t i = 0; i < dim; ++i) q1 += std::fabs(q.f[i]);
+  // The query's own rounding when the estimate runs on its int16 codes: s * (step / 2) * |c|_1.
+  const float qround = 0.5f * q.step * 127.0f * float(dim);
+  const float fdim = float(dim);
+  const float gamma = 2.0f * fdim * 0x1p-24f;
+  auto score = [&](std::size_t i) {
+    const std::uint32_t slot = c[i].slot;
+    float sc;
+    std::memcpy(&sc, traversal(slot), sizeof sc);
+    sc = std::fabs(sc);
+    const float e = est(q, slot);
+    float err;
+    if (similarity) {
+      err = sc * (q1 * (0.5f + 127.0f * gamma) + qround) + 0x1p-20f * (1.0f + std::fabs(e));
+    } else {
+      const float e0 = sc * std::sqrt(fdim * std::max(e, 0.0f)) + 0.25f * fdim * sc * sc;
+      err = e0 + gamma * (e + e0 + sc * (q1 + 127.0f * sc * fdim));
+    }
+    c[i].d = e - err;
+    hi[i] = e + err;
+  };
+  // Ids are resolved, code rows fetched and estimates computed in one loop, so the id map's cache
+  // misses overlap the rows' instead of preceding them.
   for (std::size_t i = 0; i < n; ++i) {
     if (i + kIdsAhead < n) id_map.prefetch(ids[i + kIdsAhead]);
     const std::uint32_t slot = id_map.find(ids[i]);
-    if (slot != IdMap::kMissing) c.push_back({0.0f, slot});
+    if (slot == IdMap::kMissing) continue;
+    c.push_back({0.0f, slot});
+    if (!coded) continue;
+    prefetch_range(traversal(slot), pf_all);
+    if (c.size() > kRowsAhead) score(c.size() - 1 - kRowsAhead);
   }
-  const bool coded = cfg.storage == Storage::i8;
   if (coded) {
-    auto& hi = s.bound;
+    for (std::size_t i = c.size() > kRowsAhead ? c.size() - kRowsAhead : 0; i < c.size(); ++i) score(i);
     hi.resize(c.size());
-    float q1 = 0.0f;
-    for (std::size_t i = 0; i < dim; ++i) q1 += std::fabs(q.f[i]);
-    // The query's own rounding when the estimate runs on its int16 codes: s * (step / 2) * |c|_1.
-    const float qround = 0.5f * q.step * 127.0f * float(dim);
-    const float fdim = float(dim);
-    const float gamma = 2.0f * fdim * 0x1p-24f;
-    pipelined(
-        c.size(), kRowsAhead, [&](std::size_t i) { prefetch_range(traversal(c[i].slot), pf_all); },
-        [&](std::size_t i) {
-          const std::uint32_t slot = c[i].slot;
-          float sc;
-          std::memcpy(&sc, traversal(slot), sizeof sc);
-          sc = std::fabs(sc);
-          const float e = est(q, slot);
-          float err;
-          if (similarity) {
-            err = sc * (q1 * (0.5f + 127.0f * gamma) + qround) + 0x1p-20f * (1.0f + std::fabs(e));
-          } else {
-            const float e0 = sc * std::sqrt(fdim * std::max(e, 0.0f)) + 0.25f * fdim * sc * sc;
-            err = e0 + gamma * (e + e0 + sc * (q1 + 127.0f * sc * fdim));
-          }
-          c[i].d = e - err;
-          hi[i] = e + err;
-        });
     if (c.size() > k) {
       std::nth_element(hi.begin(), hi.begin() + std::ptrdiff_t(k - 1), hi.end());
       const float cut = hi[k - 1];
