@@ -42,6 +42,15 @@ struct Query {
   float step = 0.0f;
 };
 
+// n elements of v starting on a 64-byte boundary: a query is loaded once per distance, and with malloc's
+// 16-byte alignment every 64-byte load of it spans two cache lines.
+template <class T>
+T* aligned64(std::vector<T>& v, std::size_t n) {
+  v.resize(n + 64 / sizeof(T));
+  const auto a = reinterpret_cast<std::uintptr_t>(v.data());
+  return v.data() + ((64 - a % 64) % 64) / sizeof(T);
+}
+
 // Per-thread search state, pooled so a query allocates nothing once warm.
 struct Scratch {
   VisitedList visited;
@@ -230,7 +239,7 @@ struct Index::Impl {
   static std::uint64_t pack_entry(std::uint32_t slot, int lv) { return (std::uint64_t(lv + 1) << 32) | slot; }
 
   // ---- algorithms (index.cpp) ----
-  void prepare_query(const float* q, Scratch& s) const;  // -> s.query (normalised for cosine)
+  const float* prepare_query(const float* q, Scratch& s) const;  // in s.query (normalised for cosine)
   Query quantize(const float* f, std::vector<std::int16_t>& buf) const;  // codes in buf when int_query
   float est(const Query& q, std::uint32_t slot) const { return q.codes ? est<true>(q, slot) : est<false>(q, slot); }
   void greedy(const Query& q, std::uint32_t& ep, float& epd, int lv) const;

@@ -172,16 +172,17 @@ float Index::Impl::refined(const float* q, std::uint32_t slot) const {
   return finish(raw);
 }
 
-void Index::Impl::prepare_query(const float* q, Scratch& s) const {
-  s.query.resize(dim);
+const float* Index::Impl::prepare_query(const float* q, Scratch& s) const {
+  float* out = aligned64(s.query, dim);
   if (cfg.metric != simd::Metric::cosine) {
-    std::memcpy(s.query.data(), q, dim * sizeof(float));
-    return;
+    std::memcpy(out, q, dim * sizeof(float));
+    return out;
   }
   double nn = 0;
   for (std::size_t i = 0; i < dim; ++i) nn += double(q[i]) * q[i];
   const float inv = nn > 0 ? float(1.0 / std::sqrt(nn)) : 0.0f;
-  for (std::size_t i = 0; i < dim; ++i) s.query[i] = q[i] * inv;
+  for (std::size_t i = 0; i < dim; ++i) out[i] = q[i] * inv;
+  return out;
 }
 
 Query Index::Impl::quantize(const float* f, std::vector<std::int16_t>& buf) const {
@@ -191,17 +192,18 @@ Query Index::Impl::quantize(const float* f, std::vector<std::int16_t>& buf) cons
   for (std::size_t i = 0; i < dim; ++i) amax = std::max(amax, std::fabs(f[i]));
   // The largest code keeps any sum of dim products with 8-bit codes inside int32.
   const float top = float(std::min<std::size_t>(32767, std::size_t(2147483647) / (127 * dim)));
-  buf.assign(dim, 0);
+  std::int16_t* codes = aligned64(buf, dim);
+  std::fill(codes, codes + dim, std::int16_t(0));
   if (amax > 0.0f) {
     const float inv = top / amax;
     constexpr float kRound = 12582912.0f;  // 1.5 * 2^23: round to nearest without a libm call
     for (std::size_t i = 0; i < dim; ++i) {
       const float c = (f[i] * inv + kRound) - kRound;
-      buf[i] = std::int16_t(std::clamp(c, -top, top));
+      codes[i] = std::int16_t(std::clamp(c, -top, top));
     }
     out.step = amax / top;
   }
-  out.codes = buf.data();
+  out.codes = codes;
   return out;
 }
 
@@ -693,8 +695,7 @@ std::size_t Index::Impl::search_into(const float* query, std::size_t k, std::siz
   if (ef < k) throw InvalidArgument("ef must be >= k (ef=" + std::to_string(ef) + ", k=" + std::to_string(k) + ")");
   auto sp = pool.acquire();
   Scratch& s = *sp;
-  prepare_query(query, s);
-  const float* q = s.query.data();
+  const float* q = prepare_query(query, s);
   const Query qq = quantize(q, s.qcodes);
   std::shared_lock<std::shared_mutex> lock(rw);
   const std::uint64_t e = entry.load(std::memory_order_acquire);
@@ -866,13 +867,13 @@ std::vector<Hit> Index::search_exact(const float* query, std::size_t k, const st
   if (k == 0) throw InvalidArgument("k must be >= 1");
   const Impl& I = *impl_;
   auto sp = I.pool.acquire();
-  I.prepare_query(query, *sp);
+  const float* q = I.prepare_query(query, *sp);
   std::vector<std::uint64_t> oid(k);
   std::vector<float> od(k);
   std::size_t found;
   {
     std::shared_lock<std::shared_mutex> lock(I.rw);
-    found = I.exact_into(I.quantize(sp->query.data(), sp->qcodes), k, ids, n, *sp, oid.data(), od.data());
+    found = I.exact_into(I.quantize(q, sp->qcodes), k, ids, n, *sp, oid.data(), od.data());
   }
   std::vector<Hit> out(found);
   for (std::size_t i = 0; i < found; ++i) out[i] = {oid[i], od[i]};
@@ -882,11 +883,11 @@ std::vector<Hit> Index::search_exact(const float* query, std::size_t k, const st
 float Index::distance(const float* query, std::uint64_t id) const {
   const Impl& I = *impl_;
   auto sp = I.pool.acquire();
-  I.prepare_query(query, *sp);
+  const float* q = I.prepare_query(query, *sp);
   std::shared_lock<std::shared_mutex> lock(I.rw);
   const std::uint32_t slot = I.id_map.find(id);
   if (slot == IdMap::kMissing) throw InvalidArgument("unknown id " + std::to_string(id));
-  return I.exact(sp->query.data(), slot);
+  return I.exact(q, slot);
 }
 
 bool Index::get_vector(std::uint64_t id, float* out) const {
