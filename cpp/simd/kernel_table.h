@@ -62,5 +62,6 @@ const KernelTable& avx2_table();
 const KernelTable& avx512_table();
 // Exact int8 dot with AVX512-VNNI (vpdpwssd); patched into the avx512 table when the CPU has VNNI.
 std::int32_t avx512_vnni_dot_i8i8(const std::int8_t* a, const std::int8_t* b, std::size_t dim);
+std::int32_t avx512_vnni_dot_i16i8(const std::int16_t* q, const std::int8_t* c, std::size_t dim);
 
 }  // namespace recallcore::simd
