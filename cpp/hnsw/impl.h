@@ -60,7 +60,7 @@ struct Scratch {
   std::vector<std::int16_t> qcodes;  // Query::codes
   std::vector<float> vq, vc, vn;  // decoded vectors while inserting without f32 originals
   std::vector<std::uint64_t> bits;
-  std::vector<float> bound;  // upper bounds of the code estimates in an exact scan
+  std::vector<float> bound;  // the k smallest upper bounds of the code estimates in an exact scan
 };
 
 class ScratchPool {
