@@ -266,8 +266,6 @@ struct Index::Impl {
   std::size_t exact_into(const Query& q, std::size_t k, const std::uint64_t* ids, std::size_t n, Scratch& s,
                          std::uint64_t* out_ids, float* out_d) const;
   std::size_t exact_threshold(std::size_t ef) const;
-  // The best min(k, c.size()) of c, ascending, as ids and distances; returns the count.
-  std::size_t emit(std::vector<Cand>& c, std::size_t k, std::uint64_t* ids, float* d) const;
   std::size_t memory_bytes() const;
   void adopt(Impl& o);  // takes o's data (compact)
 };
