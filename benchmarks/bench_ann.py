@@ -395,10 +395,12 @@ def run(args) -> None:
                         f"ef{ef}:{r:.4f}/{p50:.0f}/{p99:.0f}us" for ef, r, p50, p99 in results[b.name]
                     )
                 )
-        rc = libs[0].obj
-        print("\n".join(filtered(x, q, rc_metric, rc)))
+        # Every storage: with i8 the exact scan ranks by the codes, with f32/f16 it reads the f32 rows.
+        for b in libs[: len(args.storages)]:
+            print(f"  {b.name}:")
+            print("\n".join(filtered(x, q, rc_metric, b.obj)))
         if args.filter_sweep:
-            print("\n".join(filter_sweep(x, q, rc_metric, rc)))
+            print("\n".join(filter_sweep(x, q, rc_metric, libs[0].obj)))
         del libs
 
 

@@ -46,6 +46,22 @@ def test_recall_matches_brute_force_for_each_metric(data, metric):
     np.testing.assert_allclose(dist[:, 0], expect, rtol=1e-3, atol=1e-4)
 
 
+@pytest.mark.parametrize("metric", ["l2", "ip", "cosine"])
+def test_recall_on_a_cache_resident_index(metric):
+    # A level-0 block of at most 256 KB is walked without prefetches and, with f32 storage, its
+    # neighbours' distances come from the four-rows-at-a-time gather kernel.
+    x = clustered(460, 48, seed=7)
+    q, x = x[400:], x[:400]
+    idx = HNSWIndex(48, metric=metric, M=8, ef_construction=64)
+    idx.add(x, ids_of(400))
+    assert idx.stats()["traversal_bytes"] <= 256 << 10
+    found, dist = idx.search(q, k=10, ef=32)
+    assert recall(found, exact_knn(metric, q, x, ids_of(400), 10)) >= 0.95
+    rows = ((found - 5) // 7).astype(np.int64)
+    expect = np.take_along_axis(distances(metric, q, x), rows, 1)
+    np.testing.assert_allclose(dist, expect, rtol=1e-4, atol=1e-4)
+
+
 def test_a_stored_vector_finds_itself(built, data):
     x, _ = data
     found, dist = built.search(x[:50], k=1)
@@ -138,6 +154,39 @@ def test_filtered_search_is_near_exact_at_every_selectivity(fraction):
     assert np.isin(found[found != SENTINEL], allowed).all()
     if len(allowed) < 10:
         assert (found[:, len(allowed) :] == SENTINEL).all()
+
+
+@pytest.mark.parametrize("keep_originals", [True, False])
+@pytest.mark.parametrize("metric", ["l2", "ip", "cosine"])
+def test_i8_exact_scan_of_the_codes_equals_brute_force(metric, keep_originals):
+    # With i8 storage the exact scan ranks by the codes and re-ranks only the rows their error bound
+    # cannot rule out: the result must be the brute-force top-k of the precise vectors (the f32
+    # originals, or without them the decoded codes), at every allow-list size. Near-duplicates make
+    # the estimate's order wrong more often than clustered data alone would.
+    n, dim = 4000, 48
+    x = clustered(n + 30, dim, seed=11, spread=0.2)
+    q, x = x[n:], x[:n]
+    x[1::2] = x[::2] + 0.002 * np.random.default_rng(2).standard_normal((n // 2, dim)).astype(np.float32)
+    idx = HNSWIndex(dim, metric=metric, M=8, ef_construction=40, storage="i8", keep_originals=keep_originals)
+    ids = np.arange(n, dtype=np.uint64) * 3 + 1
+    idx.add(x, ids)
+    idx.exact_scan_threshold = 1 << 40
+    precise = x if keep_originals else idx.get_vectors(ids)
+    # Without originals the index ranks by the decoded (unit vector) codes as they are: not re-normalised.
+    oracle = "ip" if metric == "cosine" and not keep_originals else metric
+    if oracle != metric:
+        q = q / np.linalg.norm(q, axis=1, keepdims=True)
+    rng = np.random.default_rng(4)
+    for size in (1, 9, 10, 11, 100, 1000, n):
+        allowed = rng.choice(ids, size=size, replace=False)
+        rows = ((allowed - 1) // 3).astype(np.int64)
+        k_eff = min(10, size)
+        found, dist = idx.search(q, k=10, filter=allowed)
+        truth = np.sort(distances(oracle, q, precise[rows]), axis=1)[:, :k_eff]
+        # Distances rather than ids: exact ties may resolve either way.
+        np.testing.assert_allclose(dist[:, :k_eff], truth, rtol=1e-4, atol=2e-5)
+        assert recall(found[:, :k_eff], exact_knn(oracle, q, precise[rows], allowed, k_eff)) >= 0.99
+        assert (found[:, k_eff:] == SENTINEL).all()
 
 
 def test_boolean_mask_filter_equals_the_allow_list(built, data):

@@ -104,6 +104,25 @@ def test_f16_levels_agree_with_decoded_reference(level, dim):
 
 @pytest.mark.parametrize("level", LEVELS)
 @pytest.mark.parametrize("dim", [1, 3, 8, 9, 16, 17, 31, 33, 64, 384, 385])
+@pytest.mark.parametrize("n", [0, 1, 3, 4, 5, 9])
+def test_f32_gather_agrees_with_numpy(level, dim, n):
+    # The walk's kernel for scattered rows: four at a time, then the rest one by one.
+    rng = np.random.default_rng(dim * 10 + n)
+    q = rng.standard_normal(dim).astype(np.float32)
+    m = rng.standard_normal((n, dim)).astype(np.float32)
+    for metric in METRICS:
+        got = _core.distances(q, m, metric, level=level, gather=True)
+        assert got.shape == (n,)
+        assert np.all(np.abs(got - reference(q, m, metric)) <= tolerance(dim, q, m, metric)), metric
+
+
+def test_gather_needs_float32_rows():
+    with pytest.raises(ValueError, match="gather"):
+        _core.distances(np.ones(4, np.float32), np.ones((2, 4), np.float16), "l2", gather=True)
+
+
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("dim", [1, 3, 8, 9, 16, 17, 31, 33, 64, 384, 385])
 def test_i8_levels_agree_with_decoded_reference(level, dim):
     rng = np.random.default_rng(dim + 2)
     q = rng.standard_normal(dim).astype(np.float32)
@@ -145,6 +164,20 @@ def test_i8_integer_block_dot_is_exact(level, dim, n):
     assert got.tolist() == _core.dot_i8(q, rows, level="scalar").tolist()
     sums = rows.astype(np.int32).sum(axis=1).astype(np.int32)  # the kept-sums path of the VNNI kernel
     assert _core.dot_i8(q, rows, row_sums=sums, level=level).tolist() == want
+
+
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("dim", [1, 15, 16, 17, 31, 32, 33, 63, 64, 65, 384, 385, 1536])
+def test_i16_by_i8_integer_dot_is_exact(level, dim):
+    rng = np.random.default_rng(dim + 4)
+    top = min(32767, (2**31 - 1) // (127 * dim))  # the index's query range: no 32-bit overflow
+    a = rng.integers(-top, top + 1, size=dim, dtype=np.int16)
+    b = rng.integers(-127, 128, size=dim, dtype=np.int8)
+    a[:3] = top  # extreme products in the first lanes
+    b[:3] = -127
+    want = int(a.astype(np.int64) @ b.astype(np.int64))
+    assert _core.dot_i8(a, b, level=level) == want
+    assert _core.dot_i8(a, b) == want
 
 
 @pytest.mark.parametrize("level", LEVELS)

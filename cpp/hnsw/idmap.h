@@ -65,6 +65,11 @@ class IdMap {
     }
   }
 
+  // Fetches the home bucket of id into cache, so a batch of lookups has its misses in flight together.
+  void prefetch(std::uint64_t id) const {
+    if (slots_ != 0) __builtin_prefetch(data() + home(id), 0, 3);
+  }
+
   // Inserts or overwrites.
   void put(std::uint64_t id, std::uint32_t slot) {
     if ((size_ + 1) * 3 > slots_ * 2) rehash(slots_ == 0 ? 16 : slots_ * 2);

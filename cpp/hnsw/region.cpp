@@ -74,9 +74,18 @@ std::size_t Region::resident_bytes() const {
 void Region::grow(std::size_t bytes, std::size_t keep) {
   if (bytes <= bytes_ && !mapped()) return;
   if (bytes < bytes_) bytes = bytes_;
+  // Large regions on 2 MB boundaries with transparent huge pages requested: a graph walk touches rows
+  // scattered over tens of MB, and with 4 KB pages most of them are also TLB misses. Measured on
+  // 100k x 384 i8 (ef 64): p50 161-165 -> 150-156 us; the 1 % filtered scan did not change.
+  // The size stays a multiple of 64 (posix_memalign, unlike aligned_alloc, does not need a multiple of
+  // the alignment): rounding it to 2 MB cost the codes-only i8 index ~19 bytes per vector at 100k.
+  constexpr std::size_t kHuge = std::size_t(2) << 20;
+  const bool huge = bytes >= 2 * kHuge;
   const std::size_t alloc = (bytes + 63) / 64 * 64;
-  std::byte* p = static_cast<std::byte*>(std::aligned_alloc(64, alloc == 0 ? 64 : alloc));
-  if (p == nullptr) throw std::bad_alloc();
+  void* raw = nullptr;
+  if (::posix_memalign(&raw, huge ? kHuge : 64, alloc == 0 ? 64 : alloc) != 0) throw std::bad_alloc();
+  auto* p = static_cast<std::byte*>(raw);
+  if (huge) (void)::madvise(p, alloc, MADV_HUGEPAGE);  // advice only: without THP the pages stay 4 KB
   std::unique_ptr<std::byte[], Free> fresh(p);
   if (keep > bytes_) keep = bytes_;
   if (keep > 0) std::memcpy(p, data_, keep);

@@ -57,12 +57,13 @@ const CpuFeatures& features() {
 
 #if defined(RECALLCORE_HAVE_AVX512)
 const KernelTable& avx512_best() {
-  // The VNNI integer dot is patched in once; the rest of the table is the plain AVX-512 one.
+  // The VNNI integer dots are patched in once; the rest of the table is the plain AVX-512 one.
   static const KernelTable t = [] {
     KernelTable copy = avx512_table();
     if (features().vnni) {
       copy.dot_i8i8 = avx512_vnni_dot_i8i8;
       copy.dot_i8i8_block = avx512_vnni_dot_i8i8_block;
+      copy.dot_i16i8 = avx512_vnni_dot_i16i8;
     }
     return copy;
   }();

@@ -5,7 +5,9 @@
 // never pick an AVX-compiled copy of it for baseline code. No standard-library headers on purpose.
 //
 // Ops provides: W (lanes), V (register type), zero(), load(const float*), load(const uint16_t*),
-// load(const int8_t*), fma(a, b, acc), sub(a, b), add(a, b), hsum(V), prefetch(const void*).
+// load(const int8_t*), fma(a, b, acc), sub(a, b), add(a, b), hsum(V), prefetch(const void*); for the
+// integer kernel VI (32-bit lanes), WI (int16 elements per VI), zeroi(), madd(q16, c8, acc) (acc + pairwise
+// q*c), addi(a, b), hsumi(VI).
 // Tails (dim % W) go through a zero-padded W-element stack buffer: exact, and only one per call.
 
 template <class T>
@@ -172,6 +174,68 @@ void block_i8i8(const signed char* q, const signed char* base, const int* /*row_
   }
 }
 
+// Four rows at a time: one query load feeds four independent accumulators and four rows stream in
+// together (one row per call leaves the loads of the next row waiting behind the previous reduction).
+template <bool L2>
+inline typename Ops::V gather_step(typename Ops::V x, typename Ops::V y, typename Ops::V acc) {
+  if constexpr (L2) {
+    const typename Ops::V d = Ops::sub(x, y);
+    return Ops::fma(d, d, acc);
+  } else {
+    return Ops::fma(x, y, acc);
+  }
+}
+
+template <bool L2>
+void gather_f32(const float* q, const float* const* rows, unsigned long n, unsigned long dim, float* out) {
+  using V = typename Ops::V;
+  constexpr unsigned long W = Ops::W;
+  for (unsigned long r = 0; r < n; r += 4) {
+    // A last group of one to three rows repeats its final row: the repeats load from L1, which is
+    // cheaper than the one-row kernel (a walk's node often has only one to three fresh neighbours).
+    const unsigned long m = n - r < 4 ? n - r : 4;
+    const float* v[4] = {rows[r], rows[r + (m > 1 ? 1 : 0)], rows[r + (m > 2 ? 2 : m - 1)], rows[r + m - 1]};
+    V a[4] = {Ops::zero(), Ops::zero(), Ops::zero(), Ops::zero()};
+    unsigned long i = 0;
+    for (; i + W <= dim; i += W) {
+      const V x = Ops::load(q + i);
+      for (int j = 0; j < 4; ++j) a[j] = gather_step<L2>(x, Ops::load(v[j] + i), a[j]);
+    }
+    if (i < dim) {
+      float qt[W], vt[W];
+      copy_tail(q + i, dim - i, qt, W);
+      const V x = Ops::load(qt);
+      for (int j = 0; j < 4; ++j) {
+        copy_tail(v[j] + i, dim - i, vt, W);
+        a[j] = gather_step<L2>(x, Ops::load(vt), a[j]);
+      }
+    }
+    for (unsigned long j = 0; j < m; ++j) out[r + j] = Ops::hsum(a[j]);
+  }
+}
+
+void gather_cos(const float* q, const float* const* rows, unsigned long n, unsigned long dim, float* out) {
+  for (unsigned long r = 0; r < n; ++r) out[r] = cos_t<float>(q, rows[r], dim);
+}
+
+// int16 query x int8 codes in 32-bit lanes: half the instructions per dimension of the float i8 kernel
+// (no int -> float conversion, two products per lane and instruction).
+int dot_i16i8(const short* q, const signed char* c, unsigned long dim) {
+  using VI = typename Ops::VI;
+  constexpr unsigned long WI = Ops::WI;
+  VI a0 = Ops::zeroi(), a1 = Ops::zeroi();
+  unsigned long i = 0;
+  for (; i + 2 * WI <= dim; i += 2 * WI) {
+    a0 = Ops::madd(q + i, c + i, a0);
+    a1 = Ops::madd(q + i + WI, c + i + WI, a1);
+  }
+  for (; i + WI <= dim; i += WI) a0 = Ops::madd(q + i, c + i, a0);
+  // Wrapping adds, as the lanes do (unsigned arithmetic: no signed overflow in the tail either).
+  unsigned r = unsigned(Ops::hsumi(Ops::addi(a0, a1)));
+  for (; i < dim; ++i) r += unsigned(int(q[i]) * int(c[i]));
+  return int(r);
+}
+
 // The table, in Metric order {l2, ip, cosine}.
 #define RECALLCORE_KERNEL_TABLE(LEVEL, DOT_I8I8)                                                        \
   {                                                                                                     \
@@ -180,5 +244,6 @@ void block_i8i8(const signed char* q, const signed char* base, const int* /*row_
         {block_t<float, l2_t<float>>, block_t<float, dot_t<float>>, block_t<float, cos_t<float>>},      \
         {block_t<unsigned short, l2_t<unsigned short>>, block_t<unsigned short, dot_t<unsigned short>>, \
          block_t<unsigned short, cos_t<unsigned short>>},                                               \
-        {block_i8<l2_i8>, block_i8<dot_i8>, block_i8<cos_i8>}, DOT_I8I8, block_i8i8<DOT_I8I8>           \
+        {block_i8<l2_i8>, block_i8<dot_i8>, block_i8<cos_i8>},                                          \
+        {gather_f32<true>, gather_f32<false>, gather_cos}, DOT_I8I8, block_i8i8<DOT_I8I8>, dot_i16i8    \
   }

@@ -31,11 +31,14 @@ using F16BlockFn = void (*)(const float* q, const std::uint16_t* base, std::size
                             float* out);
 using I8BlockFn = void (*)(const float* q, const std::int8_t* base, const float* scales, std::size_t n,
                            std::size_t dim, float* out);
+using F32GatherFn = void (*)(const float* q, const float* const* rows, std::size_t n, std::size_t dim,
+                             float* out);
 using I8I8Fn = std::int32_t (*)(const std::int8_t* a, const std::int8_t* b, std::size_t dim);
 // row_sums (optional, may be null): each row's sum of codes, which the VNNI kernel would otherwise
 // compute alongside the dot (callers scanning the same rows many times keep them).
 using I8I8BlockFn = void (*)(const std::int8_t* q, const std::int8_t* base, const std::int32_t* row_sums,
                              std::size_t n, std::size_t dim, std::int32_t* out);
+using I16I8Fn = std::int32_t (*)(const std::int16_t* q, const std::int8_t* codes, std::size_t dim);
 
 // One level's kernels. Index [m] by Metric: l2 -> squared L2, ip -> inner product a.b (a similarity:
 // larger is closer), cosine -> cosine distance. Block variants compute one query against n
@@ -48,8 +51,13 @@ struct KernelTable {
   F32BlockFn f32_block[3];
   F16BlockFn f16_block[3];
   I8BlockFn i8_block[3];
+  // One query against n rows at scattered addresses (a graph node's neighbours), rows[i] -> out[i].
+  F32GatherFn f32_gather[3];
   I8I8Fn dot_i8i8;  // exact integer dot of two code vectors (VNNI where the CPU has it)
   I8I8BlockFn dot_i8i8_block;  // the same of one code vector against n contiguous rows
+  // Integer dot of an int16 query against int8 codes, exact while sum |q_i c_i| < 2^31 (wraps beyond):
+  // the index's i8 estimate for ip/cosine with the query quantised once per search.
+  I16I8Fn dot_i16i8;
 };
 
 // Per-level table getters, defined in the per-level translation units.
@@ -61,5 +69,6 @@ const KernelTable& avx512_table();
 std::int32_t avx512_vnni_dot_i8i8(const std::int8_t* a, const std::int8_t* b, std::size_t dim);
 void avx512_vnni_dot_i8i8_block(const std::int8_t* q, const std::int8_t* base, const std::int32_t* row_sums,
                                 std::size_t n, std::size_t dim, std::int32_t* out);
+std::int32_t avx512_vnni_dot_i16i8(const std::int16_t* q, const std::int8_t* c, std::size_t dim);
 
 }  // namespace recallcore::simd

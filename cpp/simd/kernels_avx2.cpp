@@ -30,6 +30,21 @@ struct Ops {
     return _mm_cvtss_f32(s);
   }
   static void prefetch(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0); }
+  using VI = __m256i;
+  static constexpr unsigned long WI = 16;
+  static VI zeroi() { return _mm256_setzero_si256(); }
+  static VI addi(VI a, VI b) { return _mm256_add_epi32(a, b); }
+  static VI madd(const short* q, const signed char* c, VI acc) {
+    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
+    const __m256i y = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(c)));
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(x, y));
+  }
+  static int hsumi(VI v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    return _mm_cvtsi128_si32(s);
+  }
 };
 
 #include "simd/kernel_body.h"

@@ -34,6 +34,22 @@ struct Ops {
     return _mm_cvtss_f32(s);
   }
   static void prefetch(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0); }
+  using VI = __m512i;
+  static constexpr unsigned long WI = 32;
+  static VI zeroi() { return _mm512_setzero_si512(); }
+  static VI addi(VI a, VI b) { return _mm512_add_epi32(a, b); }
+  static VI madd(const short* q, const signed char* c, VI acc) {
+    const __m512i x = _mm512_loadu_si512(q);
+    const __m512i y = _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(c)));
+    return _mm512_add_epi32(acc, _mm512_madd_epi16(x, y));
+  }
+  static int hsumi(VI v) {
+    __m256i h = _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    return _mm_cvtsi128_si32(s);
+  }
 };
 
 #include "simd/kernel_body.h"

@@ -1,4 +1,5 @@
-// AVX512-VNNI int8 dot (vpdpwssd: multiply int16 pairs and accumulate into int32 in one instruction).
+// AVX512-VNNI integer dots (vpdpwssd: int16 pairs, vpdpbusd: unsigned-by-signed byte quads, multiplied and
+// accumulated into int32 in one instruction).
 // Compiled with -mavx512vnni; used only when CPUID reports AVX512_VNNI.
 #include <immintrin.h>
 
@@ -154,6 +155,30 @@ void avx512_vnni_dot_i8i8_block(const std::int8_t* q, const std::int8_t* base, c
                             _mm512_setzero_si512());
     out[r] = _mm_cvtsi128_si32(v);
   }
+}
+
+// The index's estimate kernel (see dot_i16i8 in kernel_body.h) with the multiply-add and the
+// accumulation fused in vpdpwssd.
+std::int32_t avx512_vnni_dot_i16i8(const std::int16_t* q, const std::int8_t* c, std::size_t dim) {
+  __m512i acc0 = _mm512_setzero_si512(), acc1 = _mm512_setzero_si512();
+  std::size_t i = 0;
+  for (; i + 64 <= dim; i += 64) {
+    __m512i y0 = _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(c + i)));
+    __m512i y1 = _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(c + i + 32)));
+    acc0 = _mm512_dpwssd_epi32(acc0, _mm512_loadu_si512(q + i), y0);
+    acc1 = _mm512_dpwssd_epi32(acc1, _mm512_loadu_si512(q + i + 32), y1);
+  }
+  for (; i + 32 <= dim; i += 32) {
+    __m512i y = _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(c + i)));
+    acc0 = _mm512_dpwssd_epi32(acc0, _mm512_loadu_si512(q + i), y);
+  }
+  std::int32_t lanes[16];
+  _mm512_storeu_si512(lanes, _mm512_add_epi32(acc0, acc1));
+  // Unsigned: the sum wraps like the lanes do, without signed overflow.
+  std::uint32_t r = 0;
+  for (int k = 0; k < 16; ++k) r += std::uint32_t(lanes[k]);
+  for (; i < dim; ++i) r += std::uint32_t(std::int32_t(q[i]) * std::int32_t(c[i]));
+  return std::int32_t(r);
 }
 
 }  // namespace recallcore::simd

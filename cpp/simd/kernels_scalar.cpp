@@ -75,6 +75,11 @@ void block_i8(const float* q, const std::int8_t* base, const float* scales, std:
   for (std::size_t r = 0; r < n; ++r) out[r] = F(q, base + r * dim, scales[r], dim);
 }
 
+template <float (*F)(const float*, const float*, std::size_t)>
+void gather_t(const float* q, const float* const* rows, std::size_t n, std::size_t dim, float* out) {
+  for (std::size_t r = 0; r < n; ++r) out[r] = F(q, rows[r], dim);
+}
+
 std::int32_t dot_i8i8(const std::int8_t* a, const std::int8_t* b, std::size_t dim) {
   std::int32_t s = 0;
   for (std::size_t i = 0; i < dim; ++i) s += std::int32_t(a[i]) * std::int32_t(b[i]);
@@ -84,6 +89,12 @@ std::int32_t dot_i8i8(const std::int8_t* a, const std::int8_t* b, std::size_t di
 void dot_i8i8_block(const std::int8_t* q, const std::int8_t* base, const std::int32_t* /*row_sums*/, std::size_t n,
                     std::size_t dim, std::int32_t* out) {
   for (std::size_t r = 0; r < n; ++r) out[r] = dot_i8i8(q, base + r * dim, dim);
+}
+
+std::int32_t dot_i16i8(const std::int16_t* q, const std::int8_t* c, std::size_t dim) {
+  std::int64_t s = 0;
+  for (std::size_t i = 0; i < dim; ++i) s += std::int32_t(q[i]) * std::int32_t(c[i]);
+  return std::int32_t(s);  // modular (C++20), as the SIMD lanes wrap
 }
 
 }  // namespace
@@ -98,8 +109,10 @@ const KernelTable& scalar_table() {
       {block_t<float, l2_t<float>>, block_t<float, dot_t<float>>, block_t<float, cos_t<float>>},
       {block_t<u16, l2_t<u16>>, block_t<u16, dot_t<u16>>, block_t<u16, cos_t<u16>>},
       {block_i8<l2_i8>, block_i8<dot_i8>, block_i8<cos_i8>},
+      {gather_t<l2_t<float>>, gather_t<dot_t<float>>, gather_t<cos_t<float>>},
       dot_i8i8,
       dot_i8i8_block,
+      dot_i16i8,
   };
   return t;
 }

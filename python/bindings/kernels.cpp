@@ -1,6 +1,8 @@
 // SIMD level introspection and a kernel entry point for tests and benchmarks.
+#include <algorithm>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "common.h"
 #include "common/build_info.h"
@@ -19,7 +21,8 @@ simd::Metric parse_metric(const std::string& name) {
 }
 
 py::array_t<float> distances(const py::handle& query_obj, const py::handle& matrix_obj, const std::string& metric_name,
-                             const py::object& scales_obj, const std::optional<std::string>& level_name, bool block) {
+                             const py::object& scales_obj, const std::optional<std::string>& level_name, bool block,
+                             bool gather) {
   const simd::Metric metric = parse_metric(metric_name);
   const simd::KernelTable& kt = level_name ? simd::table(simd::parse_level(*level_name)) : simd::active();
 
@@ -66,7 +69,16 @@ py::array_t<float> distances(const py::handle& query_obj, const py::handle& matr
   const float* q = static_cast<const float*>(query.data());
   const void* base = matrix.data();
   const int mi = int(metric);
+  if (gather && kind != Kind::f32) throw py::value_error("gather applies only to a float32 matrix");
   maybe_without_gil(n * dim, [&] {
+    if (gather) {
+      // The rows as separate pointers, in reverse order: the kernel must not assume any layout.
+      std::vector<const float*> rows(n);
+      for (std::size_t r = 0; r < n; ++r) rows[r] = static_cast<const float*>(base) + (n - 1 - r) * dim;
+      kt.f32_gather[mi](q, rows.data(), n, dim, o);
+      std::reverse(o, o + n);
+      return 0;
+    }
     for (std::size_t r = 0; block ? r < 1 : r < n; ++r) {
       switch (kind) {
         case Kind::f32: {
@@ -103,18 +115,22 @@ py::object dot_i8(const py::handle& a_obj, const py::handle& b_obj, const py::ob
                   const std::optional<std::string>& level_name) {
   const simd::KernelTable& kt = level_name ? simd::table(simd::parse_level(*level_name)) : simd::active();
   py::array a = require_array(a_obj, "a"), b = require_array(b_obj, "b");
+  // An int16 `a` runs the int16 x int8 kernel (the index's quantised-query estimate).
+  const bool wide = a.dtype().is(py::dtype::of<std::int16_t>());
   for (auto [arr, nm] : {std::pair{&a, "a"}, std::pair{&b, "b"}}) {
-    require_dtype<std::int8_t>(*arr, nm);
+    if (!(wide && arr == &a)) require_dtype<std::int8_t>(*arr, nm);
     require_c_contiguous(*arr, nm);
   }
   require_ndim(a, "a", 1);
   if (b.ndim() != 1 && b.ndim() != 2) throw py::value_error("b must be 1-D or 2-D, got " + std::to_string(b.ndim()) + "-D");
+  if (wide && b.ndim() != 1) throw py::value_error("an int16 a takes a 1-D b");
   const py::ssize_t dim = b.shape(b.ndim() - 1);
   if (a.shape(0) != dim)
     throw py::value_error("dimension mismatch: a has " + std::to_string(a.shape(0)) + " elements, b's rows have " +
                           std::to_string(dim));
-  const auto* pa = static_cast<const std::int8_t*>(a.data());
   const auto* pb = static_cast<const std::int8_t*>(b.data());
+  if (wide) return py::int_(kt.dot_i16i8(static_cast<const std::int16_t*>(a.data()), pb, std::size_t(dim)));
+  const auto* pa = static_cast<const std::int8_t*>(a.data());
   if (b.ndim() == 1) return py::int_(kt.dot_i8i8(pa, pb, std::size_t(dim)));
   const std::int32_t* sums = nullptr;
   py::array sums_arr;
@@ -158,12 +174,14 @@ void register_kernels(py::module_& m) {
   }, "A dict describing this build: version, compiler, SIMD levels compiled/supported/active, LMDB version.");
   m.def("distances", &distances, py::arg("query"), py::arg("matrix"), py::arg("metric") = "l2", py::kw_only(),
         py::arg("scales") = py::none(), py::arg("level") = py::none(), py::arg("block") = true,
+        py::arg("gather") = false,
         "Distances from one query (float32[dim]) to every row of matrix (float32/float16/int8[n, dim]).");
   m.def("dot_i8", &dot_i8, py::arg("a"), py::arg("b"), py::kw_only(), py::arg("row_sums") = py::none(),
         py::arg("level") = py::none(),
-        "Exact integer dot product of two int8 vectors (VNNI kernel where the CPU has it); with a 2-D b, "
-        "an int32 array of a's dot with each row (the block kernel; row_sums, each row's int32 sum of codes, "
-        "lets the VNNI kernel skip computing them).");
+        "Exact integer dot product of two int8 vectors (VNNI kernel where the CPU has it), or of an int16 `a`\n"
+        "and an int8 `b` (exact while the sum of |a_i b_i| stays below 2**31); with a 2-D int8 b, an int32 array\n"
+        "of a's dot with each row (the block kernel; row_sums, each row's int32 sum of codes, lets the VNNI\n"
+        "kernel skip computing them).");
 }
 
 }  // namespace recallcore::bindings

@@ -20,9 +20,11 @@ def distances(
     scales: Optional[npt.NDArray[np.float32]] = None,
     level: Optional[str] = None,
     block: bool = True,
+    gather: bool = False,
 ) -> npt.NDArray[np.float32]: ...
 def dot_i8(
-    a: npt.NDArray[np.int8], b: npt.NDArray[np.int8], *, row_sums: Optional[npt.NDArray[np.int32]] = None,
+    a: npt.NDArray[np.int8] | npt.NDArray[np.int16], b: npt.NDArray[np.int8], *,
+    row_sums: Optional[npt.NDArray[np.int32]] = None,
     level: Optional[str] = None,
 ) -> int | npt.NDArray[np.int32]: ...
 
