@@ -465,9 +465,10 @@ void Index::Impl::write_slot(std::uint32_t slot, std::uint64_t id, const float* 
   // overwrites them: a reader reaching it meanwhile through a stale link still finds a way on. Fresh
   // slots start zeroed (Region::grow) and are unreachable until linked.
   const int old_lv = slot_level[slot];
-  std::vector<std::uint32_t> up(std::size_t(lv) * (Mup + 1), 0);
-  const std::size_t keep = std::size_t(std::min(lv, old_lv)) * (Mup + 1);
-  std::copy(upper[slot].begin(), upper[slot].begin() + std::ptrdiff_t(std::min(keep, upper[slot].size())), up.begin());
+  const std::size_t words = std::size_t(lv) * (Mup + 1);
+  std::unique_ptr<std::uint32_t[]> up = words ? std::make_unique<std::uint32_t[]>(words) : nullptr;  // zeroed
+  const std::size_t keep = std::size_t(std::min(lv, old_lv)) * (Mup + 1);  // upper[slot] holds old_lv levels
+  if (keep) std::copy_n(upper[slot].get(), keep, up.get());
   upper[slot] = std::move(up);
   slot_level[slot] = std::uint8_t(lv);
   deleted[slot] = 0;
@@ -786,8 +787,8 @@ std::size_t Index::Impl::search_into(const float* query, std::size_t k, std::siz
 std::size_t Index::Impl::memory_bytes() const {
   std::size_t b = block.resident_bytes() + originals.resident_bytes() + residual.resident_bytes() + slot_ids.capacity() * 8 + slot_level.capacity() +
                   deleted.capacity() + id_map.bytes() + free_slots.capacity() * 4 + sizeof(Impl) +
-                  sizeof(*link_locks) + upper.capacity() * sizeof(std::vector<std::uint32_t>);
-  for (std::size_t i = 0; i < n_slots; ++i) b += upper[i].capacity() * 4;
+                  sizeof(*link_locks) + upper.capacity() * sizeof(upper[0]);
+  for (std::size_t i = 0; i < n_slots; ++i) b += std::size_t(slot_level[i]) * (Mup + 1) * 4;
   return b + pool.bytes();
 }
 

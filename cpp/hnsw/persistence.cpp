@@ -87,10 +87,10 @@ void save_impl(const Index::Impl& I, const std::string& path, std::uint64_t stam
   const std::size_t extra_bytes = compressed ? I.dim * sizeof(float) : I.res_bytes;
   std::vector<std::uint32_t> upper;
   for (std::size_t s = 0; s < n; ++s) {
-    const auto& u = I.upper[s];
+    const std::uint32_t* u = I.upper[s].get();
     // Link words are written by inserting threads through atomic_ref; none is in flight here (the
     // caller holds the writer mutex), so plain reads are consistent.
-    upper.insert(upper.end(), u.begin(), u.end());
+    if (u != nullptr) upper.insert(upper.end(), u, u + std::size_t(I.slot_level[s]) * (I.Mup + 1));
   }
   const Layout L = layout(n, I.stride, extra_bytes, upper.size(), I.id_map.slots());
 
@@ -301,7 +301,8 @@ std::unique_ptr<Index::Impl> load_impl(const std::string& path, bool mmap, std::
   for (std::size_t s = 0; s < n; ++s) {
     const std::size_t w = std::size_t(I->slot_level[s]) * (I->Mup + 1);
     if (w == 0) continue;  // most slots (1 - 1/M) have no upper level: their list stays empty
-    I->upper[s].assign(upper + at, upper + at + w);
+    I->upper[s] = std::make_unique<std::uint32_t[]>(w);
+    std::copy_n(upper + at, w, I->upper[s].get());
     at += w;
     for (int l = 1; l <= I->slot_level[s]; ++l) {
       const std::uint32_t* ll = I->links(std::uint32_t(s), l);
