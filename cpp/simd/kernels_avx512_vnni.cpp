@@ -35,7 +35,8 @@ std::int32_t avx512_vnni_dot_i8i8(const std::int8_t* a, const std::int8_t* b, st
 // One query against n rows, 64 byte products per instruction. vpdpbusd multiplies unsigned bytes by
 // signed ones: with u = q + 128 (q xor 0x80), u.c = q.c + 128 * sum(c), and sum(c) is one more vpdpbusd
 // against ones unless the caller keeps row_sums (then half the instructions). Exact in int32
-// (|u.c| <= 255 * 128 * dim). Four rows at a time share each load of the query and one reduction tree. Tails are masked loads: zero bytes add nothing to either sum.
+// (|u.c| <= 255 * 128 * dim). Four rows at a time share each load of the query and one reduction
+// tree. Tails are masked loads: zero bytes add nothing to either sum.
 namespace {
 
 inline __mmask64 tail_mask(std::size_t tail) {
@@ -53,58 +54,11 @@ inline __m128i hsum4(__m512i a, __m512i b, __m512i c, __m512i d) {
   return _mm_hadd_epi32(ab, cd);
 }
 
-// As below, with the rows' code sums given: one vpdpbusd per 64 bytes per row.
-void dot_u8i8_block_with_sums(const std::int8_t* q, const std::int8_t* base, const std::int32_t* row_sums,
-                              std::size_t n, std::size_t dim, std::int32_t* out) {
-  const __m512i flip = _mm512_set1_epi8(char(0x80));
-  const std::size_t full = dim - dim % 64;
-  const __mmask64 tm = tail_mask(dim % 64);
-  constexpr std::size_t kAhead = 8;
-  std::size_t r = 0;
-  for (; r + 4 <= n; r += 4) {
-    const std::int8_t* c = base + r * dim;
-    if (r + kAhead + 4 <= n)
-      for (std::size_t b = 0; b < 4 * dim; b += 64)
-        _mm_prefetch(reinterpret_cast<const char*>(c + kAhead * dim + b), _MM_HINT_T0);
-    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
-    std::size_t i = 0;
-    for (; i < full; i += 64) {
-      const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(q + i), flip);
-      a0 = _mm512_dpbusd_epi32(a0, u, _mm512_loadu_si512(c + i));
-      a1 = _mm512_dpbusd_epi32(a1, u, _mm512_loadu_si512(c + dim + i));
-      a2 = _mm512_dpbusd_epi32(a2, u, _mm512_loadu_si512(c + 2 * dim + i));
-      a3 = _mm512_dpbusd_epi32(a3, u, _mm512_loadu_si512(c + 3 * dim + i));
-    }
-    if (i < dim) {
-      const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(tm, q + i), flip);
-      a0 = _mm512_dpbusd_epi32(a0, u, _mm512_maskz_loadu_epi8(tm, c + i));
-      a1 = _mm512_dpbusd_epi32(a1, u, _mm512_maskz_loadu_epi8(tm, c + dim + i));
-      a2 = _mm512_dpbusd_epi32(a2, u, _mm512_maskz_loadu_epi8(tm, c + 2 * dim + i));
-      a3 = _mm512_dpbusd_epi32(a3, u, _mm512_maskz_loadu_epi8(tm, c + 3 * dim + i));
-    }
-    const __m128i sums = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row_sums + r));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + r), _mm_sub_epi32(hsum4(a0, a1, a2, a3), _mm_slli_epi32(sums, 7)));
-  }
-  for (; r < n; ++r) {
-    const std::int8_t* c = base + r * dim;
-    __m512i a = _mm512_setzero_si512();
-    std::size_t i = 0;
-    for (; i < full; i += 64)
-      a = _mm512_dpbusd_epi32(a, _mm512_xor_si512(_mm512_loadu_si512(q + i), flip), _mm512_loadu_si512(c + i));
-    if (i < dim)
-      a = _mm512_dpbusd_epi32(a, _mm512_xor_si512(_mm512_maskz_loadu_epi8(tm, q + i), flip),
-                              _mm512_maskz_loadu_epi8(tm, c + i));
-    const __m512i z = _mm512_setzero_si512();
-    // Wrapping arithmetic: the partial sums may exceed int32 where the final dot does not.
-    out[r] = std::int32_t(std::uint32_t(_mm_cvtsi128_si32(hsum4(a, z, z, z))) - (std::uint32_t(row_sums[r]) << 7));
-  }
-}
-
-}  // namespace
-
-void avx512_vnni_dot_i8i8_block(const std::int8_t* q, const std::int8_t* base, const std::int32_t* row_sums,
-                                std::size_t n, std::size_t dim, std::int32_t* out) {
-  if (row_sums != nullptr) return dot_u8i8_block_with_sums(q, base, row_sums, n, dim, out);
+// kKeptSums: the rows' code sums come from row_sums (one vpdpbusd per 64 bytes per row); otherwise a
+// second vpdpbusd against ones computes them alongside.
+template <bool kKeptSums>
+void dot_u8i8_block(const std::int8_t* q, const std::int8_t* base, const std::int32_t* row_sums, std::size_t n,
+                    std::size_t dim, std::int32_t* out) {
   const __m512i flip = _mm512_set1_epi8(char(0x80)), ones = _mm512_set1_epi8(1);
   const std::size_t full = dim - dim % 64;
   const __mmask64 tm = tail_mask(dim % 64);
@@ -121,10 +75,12 @@ void avx512_vnni_dot_i8i8_block(const std::int8_t* q, const std::int8_t* base, c
       a1 = _mm512_dpbusd_epi32(a1, u, x1);
       a2 = _mm512_dpbusd_epi32(a2, u, x2);
       a3 = _mm512_dpbusd_epi32(a3, u, x3);
-      s0 = _mm512_dpbusd_epi32(s0, ones, x0);
-      s1 = _mm512_dpbusd_epi32(s1, ones, x1);
-      s2 = _mm512_dpbusd_epi32(s2, ones, x2);
-      s3 = _mm512_dpbusd_epi32(s3, ones, x3);
+      if constexpr (!kKeptSums) {
+        s0 = _mm512_dpbusd_epi32(s0, ones, x0);
+        s1 = _mm512_dpbusd_epi32(s1, ones, x1);
+        s2 = _mm512_dpbusd_epi32(s2, ones, x2);
+        s3 = _mm512_dpbusd_epi32(s3, ones, x3);
+      }
     };
     std::size_t i = 0;
     for (; i < full; i += 64)
@@ -134,27 +90,34 @@ void avx512_vnni_dot_i8i8_block(const std::int8_t* q, const std::int8_t* base, c
       step(_mm512_xor_si512(_mm512_maskz_loadu_epi8(tm, q + i), flip), _mm512_maskz_loadu_epi8(tm, c + i),
            _mm512_maskz_loadu_epi8(tm, c + dim + i), _mm512_maskz_loadu_epi8(tm, c + 2 * dim + i),
            _mm512_maskz_loadu_epi8(tm, c + 3 * dim + i));
-    const __m128i dots = hsum4(a0, a1, a2, a3), sums = hsum4(s0, s1, s2, s3);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + r), _mm_sub_epi32(dots, _mm_slli_epi32(sums, 7)));
+    const __m128i sums = kKeptSums ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(row_sums + r))
+                                   : hsum4(s0, s1, s2, s3);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + r), _mm_sub_epi32(hsum4(a0, a1, a2, a3), _mm_slli_epi32(sums, 7)));
   }
   for (; r < n; ++r) {  // the last n % 4 rows one at a time
     const std::int8_t* c = base + r * dim;
     __m512i a = _mm512_setzero_si512(), s = a;
+    auto step = [&](__m512i u, __m512i x) {
+      a = _mm512_dpbusd_epi32(a, u, x);
+      if constexpr (!kKeptSums) s = _mm512_dpbusd_epi32(s, ones, x);
+    };
     std::size_t i = 0;
-    for (; i < full; i += 64) {
-      const __m512i x = _mm512_loadu_si512(c + i);
-      a = _mm512_dpbusd_epi32(a, _mm512_xor_si512(_mm512_loadu_si512(q + i), flip), x);
-      s = _mm512_dpbusd_epi32(s, ones, x);
-    }
-    if (i < dim) {
-      const __m512i x = _mm512_maskz_loadu_epi8(tm, c + i);
-      a = _mm512_dpbusd_epi32(a, _mm512_xor_si512(_mm512_maskz_loadu_epi8(tm, q + i), flip), x);
-      s = _mm512_dpbusd_epi32(s, ones, x);
-    }
-    const __m128i v = hsum4(_mm512_sub_epi32(a, _mm512_slli_epi32(s, 7)), _mm512_setzero_si512(), _mm512_setzero_si512(),
-                            _mm512_setzero_si512());
-    out[r] = _mm_cvtsi128_si32(v);
+    for (; i < full; i += 64) step(_mm512_xor_si512(_mm512_loadu_si512(q + i), flip), _mm512_loadu_si512(c + i));
+    if (i < dim) step(_mm512_xor_si512(_mm512_maskz_loadu_epi8(tm, q + i), flip), _mm512_maskz_loadu_epi8(tm, c + i));
+    const __m512i z = _mm512_setzero_si512();
+    const __m128i sum = kKeptSums ? _mm_cvtsi32_si128(row_sums[r]) : hsum4(s, z, z, z);
+    out[r] = _mm_cvtsi128_si32(_mm_sub_epi32(hsum4(a, z, z, z), _mm_slli_epi32(sum, 7)));  // lanes wrap: no UB
   }
+}
+
+}  // namespace
+
+void avx512_vnni_dot_i8i8_block(const std::int8_t* q, const std::int8_t* base, const std::int32_t* row_sums,
+                                std::size_t n, std::size_t dim, std::int32_t* out) {
+  if (row_sums != nullptr)
+    dot_u8i8_block<true>(q, base, row_sums, n, dim, out);
+  else
+    dot_u8i8_block<false>(q, base, nullptr, n, dim, out);
 }
 
 // The index's estimate kernel (see dot_i16i8 in kernel_body.h) with the multiply-add and the
