@@ -147,7 +147,7 @@ ContextResult assemble_context(Memory& memory, const ContextRequest& req) {
     if (rq.exact == 0) rq.exact = kContextExactHits;
     // Twice the memories asked for per list, not recall's 5x: the packer takes ranks 1..k of the fused
     // list, which come from near the top of one list or the other (REALTALK evidence in context within
-    // +-0.007 of 5x at every budget; benchmarks/RESULTS.md), and each candidate costs a scan slot.
+    // +-0.002 of 5x at every budget; benchmarks/RESULTS.md), and each candidate costs a scan slot.
     if (rq.candidates == 0) rq.candidates = std::max(kDefaultCandidates, 2 * rq.k);
     for (auto& res : memory.recall(rq)) {
       ++rank;
