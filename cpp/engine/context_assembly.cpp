@@ -12,8 +12,6 @@ namespace recallcore::engine {
 
 namespace {
 
-constexpr std::size_t kContextExactHits = 10;
-
 // "YYYY-MM-DD" of a UTC day number (days since 1970-01-01), by the civil-from-days algorithm
 // (H. Hinnant, "chrono-Compatible Low-Level Date Algorithms").
 void append_date(std::string& out, double ts) {
@@ -141,10 +139,11 @@ ContextResult assemble_context(Memory& memory, const ContextRequest& req) {
   if (!req.recall.text.empty() || req.recall.vector != nullptr) {
     SectionSpec s{"memories", false, 1, {}};
     std::size_t rank = 0;
-    // Packing uses the fused ranks, never the similarities: only the head needs exact re-scoring
-    // (the rest keep their int8 estimates' order; each exact one is a cold 1.5 KB row at 384-d).
+    // Packing uses the fused ranks, never the similarities: the vector list keeps its int8 estimates'
+    // order (each exact re-score is a cold 1.5 KB row at 384-d; REALTALK evidence in context
+    // unchanged, benchmarks/RESULTS.md).
     RecallQuery rq = req.recall;
-    if (rq.exact == 0) rq.exact = kContextExactHits;
+    rq.exact = 0;
     // Twice the memories asked for per list, not recall's 5x: the packer takes ranks 1..k of the fused
     // list, which come from near the top of one list or the other (REALTALK evidence in context within
     // +-0.002 of 5x at every budget; benchmarks/RESULTS.md), and each candidate costs a scan slot.

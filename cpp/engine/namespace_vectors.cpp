@@ -206,7 +206,7 @@ bool NamespaceVectors::search(std::uint32_t ns, const float* query, std::size_t 
 
   // Step 2: the best `exact + kMargin` estimates re-scored from the f32 copies, in row order (forward
   // through the block, so the hardware prefetcher helps), with the vector index's kernel and distance.
-  const std::size_t head = std::min(cand.size(), exact + kMargin);
+  const std::size_t head = exact == 0 ? 0 : std::min(cand.size(), exact + kMargin);
   std::sort(cand.begin(), cand.begin() + long(head), [](const Candidate& a, const Candidate& c) { return a.pos() < c.pos(); });
   const int mi = int(metric_);
   out.reserve(std::max(head, std::min(k, cand.size())));

@@ -53,8 +53,8 @@ class NamespaceVectors {
 
   // The `k` nearest rows of namespace `ns` among those `filter` admits, nearest first. The first
   // `exact` carry the store's distances (as the vector index reports them): the `exact` + a margin
-  // best int8 estimates re-scored from f32. The rest follow in estimate order with estimated
-  // distances (within ~1e-3 of a cosine), never below the last exact one. `filter` is asked only
+  // best int8 estimates re-scored from f32 (none when `exact` is 0). The rest follow in estimate order
+  // with estimated distances (within ~1e-3 of a cosine), never below the last exact one. `filter` is asked only
   // about rows whose estimate would enter the current best `k`, and not at all for a `plain` query
   // (the copies' mirrored header fields decide). Returns false, doing nothing, on a
   // namespace's first request: copies are built from its second search on (a namespace searched

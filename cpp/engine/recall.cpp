@@ -167,8 +167,7 @@ std::vector<RecallResult> Memory::recall(const RecallQuery& q) {
         plain.use = pred.any_session && pred.kinds.empty() && pred.since == -INFINITY && pred.until == INFINITY &&
                     pred.entity_ids == nullptr;
         plain.valid_at = pred.valid_at, plain.now = pred.now, plain.history = pred.history, plain.archived = pred.archived;
-        done = ns_vecs_->search(pred.ns, q.vector, ncand, q.exact ? std::min(q.exact, q.k) : q.k, pred, plain, source,
-                                vhits);
+        done = ns_vecs_->search(pred.ns, q.vector, ncand, std::min(q.exact, q.k), pred, plain, source, vhits);
       }
       if (!done) {
         if (it != ns_ids_.end())

@@ -54,10 +54,10 @@ struct RecallQuery {
   // Per list; 0: max(kDefaultCandidates, 5 * k). Fusion sees only these, so deeper lists let a
   // record ranked modestly by both searches surface (R@10 rose from 50 to 100, flat beyond).
   std::size_t candidates = 0;
-  // Vector hits whose similarity is re-scored exactly (0: all k). Hits below carry the int8 estimate
-  // (within ~1e-3 of a cosine, in estimate order) when the namespace is scanned; a caller that uses
-  // only the ranks deep down, like context packing, saves a cold f32 row read per hit.
-  std::size_t exact = 0;
+  // Vector hits whose similarity is re-scored exactly (default: all k; 0: none). Hits below carry the
+  // int8 estimate (within ~1e-3 of a cosine, in estimate order) when the namespace is scanned; a
+  // caller that uses only the ranks, like context packing, saves a cold f32 row read per hit.
+  std::size_t exact = SIZE_MAX;
   std::size_t ef = 0;          // HNSW ef; 0: index default
 };
 
