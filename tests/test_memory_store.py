@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import struct
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
@@ -431,3 +432,18 @@ def test_reopen_then_close_after_only_indexing_writes_a_snapshot_safely(tmp_path
     with Memory(tmp_path / "s") as m:
         assert m.recall("note", namespace="n", k=3, mode="lexical")
         assert m.stats()["pending_vectors"] == 0
+
+
+def test_a_deleted_records_header_does_not_stay_in_the_snapshot(tmp_path):
+    # The header snapshot (snapshot.rc) holds every slot up to the last live id: a deleted record's
+    # slot must be written as zeros, not as its old header (namespace, session, times).
+    marker = 1234567.890625  # a timestamp whose 8 bytes occur nowhere else
+    with Memory(tmp_path / "s", dim=4, durable=False) as m:
+        gone = m.add("private", namespace="a", session="s", ts=marker, vector=np.ones(4, np.float32))
+        kept = m.add("public", namespace="b", ts=10.0, vector=np.full(4, 2.0, np.float32))
+        m.delete([gone])
+    data = (tmp_path / "s" / "snapshot.rc").read_bytes()
+    assert struct.pack("<d", marker) not in data
+    assert struct.pack("<d", 10.0) in data  # the live record's header is there
+    with Memory(tmp_path / "s") as m:
+        assert m.get(gone) is None and m.get(kept).text == "public"

@@ -167,9 +167,11 @@ class Memory {
   struct Row {
     RecordHeader h;
     bool live = false;
-    std::uint32_t accesses = 0;  // updated with std::atomic_ref under the shared state lock
+    std::uint8_t reserved[3] = {};  // explicit, always 0 (rows are saved as bytes: no indeterminate padding)
+    std::uint32_t accesses = 0;     // updated with std::atomic_ref under the shared state lock
     double last_access = 0;
   };
+  static_assert(sizeof(Row) == sizeof(RecordHeader) + 1 + 3 + 4 + 8, "Row has implicit padding");
   // Served from the snapshot file at open (engine/mapped_table.h), so the 120-byte rows are saved in
   // exactly this layout (engine/snapshot.cpp).
   using RowTable = MappedTable<Row>;

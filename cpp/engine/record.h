@@ -32,6 +32,7 @@ struct RecordHeader {
   std::uint32_t tokens_text = 0, tokens_summary = 0;
   std::uint32_t flags = 0;
   std::uint32_t repeats = 1;  // merged duplicates
+  std::uint32_t reserved = 0;  // explicit, always 0: the saved bytes hold no indeterminate padding
   std::uint64_t supersedes = 0, superseded_by = 0;
 };
 
@@ -50,5 +51,6 @@ RecordHeader decode_header(std::string_view bytes);
 // Snapshots (derived data, read back by the same build on the same machine) hold the in-memory rows
 // that embed RecordHeader as bytes (engine/snapshot.cpp): an open maps them, it decodes nothing.
 static_assert(std::is_trivially_copyable_v<RecordHeader>);
+static_assert(sizeof(RecordHeader) == 4 * 4 + 6 * 8 + 4 + 5 * 4 + 2 * 8, "RecordHeader has implicit padding");
 
 }  // namespace recallcore::engine

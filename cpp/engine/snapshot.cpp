@@ -3,6 +3,7 @@
 // and the lexical index in `lexical.idx`, all stamped with the change sequence they reflect. A
 // snapshot that is missing, corrupt, from another format or not matching the store is ignored and the
 // state is rebuilt from LMDB; nothing in a snapshot is trusted blindly.
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -126,6 +127,31 @@ void fsync_dir(const std::string& path) {
   }
 }
 
+// Held while a process writes the snapshot files. Their temporary names are fixed, and another
+// process of the same store may checkpoint at the same moment: unserialised, one could truncate the
+// other's temporary file after it was renamed into place, under a third process that maps it. An
+// advisory lock on a file of the store, released on close (and by the OS if the process dies).
+class SnapshotWriteLock {
+ public:
+  explicit SnapshotWriteLock(const std::string& dir) {
+    const std::string path = dir + "/snapshot.lock";
+    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ < 0) throw StoreError("cannot open " + path + ": " + std::strerror(errno));
+    while (::flock(fd_, LOCK_EX) != 0) {
+      if (errno == EINTR) continue;
+      const int e = errno;
+      ::close(fd_);
+      throw StoreError("cannot lock " + path + ": " + std::strerror(e));
+    }
+  }
+  ~SnapshotWriteLock() { ::close(fd_); }
+  SnapshotWriteLock(const SnapshotWriteLock&) = delete;
+  SnapshotWriteLock& operator=(const SnapshotWriteLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
 // Writes `bytes` to `path` atomically: a temporary file, fsync, rename, fsync of the directory.
 void write_atomically(const std::string& path, const std::string& bytes) {
   const std::string tmp = path + ".tmp";
@@ -203,8 +229,17 @@ void Memory::write_snapshot() {
   std::string bytes(kRowsAt, '\0');
   bytes.reserve(kRowsAt + h.rows * sizeof(Row) + dir.size() * sizeof(NsEntry) + (lists.size() + pend_.size()) * 8);
   for (std::uint64_t id = 0; id < h.rows; ++id) {
-    Row r = rows_[id];
-    r.accesses = 0, r.last_access = 0;  // statistics of this process, as a rebuild from LMDB would have them
+    // Only the header and liveness, as a rebuild from LMDB would have them: a deleted record's row is
+    // saved as zeros (its header must not outlive it on disk), and the access statistics (this
+    // process's, written concurrently by recalls through atomic_ref) start at 0.
+    Row r;
+    if (rows_[id].live) {
+      r.h = rows_[id].h;
+      r.h.reserved = 0;
+      r.live = true;
+    } else {
+      std::memset(static_cast<void*>(&r.h), 0, sizeof r.h);
+    }
     bytes.append(reinterpret_cast<const char*>(&r), sizeof r);
   }
   bytes.append(reinterpret_cast<const char*>(dir.data()), dir.size() * sizeof(NsEntry));
@@ -214,6 +249,7 @@ void Memory::write_snapshot() {
   std::memcpy(bytes.data(), &h, sizeof h);
   // Each file is written whole under a temporary name and renamed, so a crash leaves the previous
   // snapshot or the new one; the stamps tie the three together and a mismatch means "rebuild".
+  const SnapshotWriteLock one_writer(options_.path);
   if (dim_ > 0) {
     const std::string vp = vectors_path(options_.path);
     vec_->save(vp + ".tmp", stamp);

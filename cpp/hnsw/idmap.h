@@ -30,6 +30,7 @@ class IdMap {
   IdMap() = default;
   IdMap(IdMap&& o) noexcept { *this = std::move(o); }
   IdMap& operator=(IdMap&& o) noexcept {
+    if (this == &o) return *this;
     table_ = std::move(o.table_);
     slots_ = std::exchange(o.slots_, 0);
     mask_ = std::exchange(o.mask_, 0);

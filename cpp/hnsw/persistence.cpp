@@ -253,10 +253,12 @@ std::unique_ptr<Index::Impl> load_impl(const std::string& path, bool mmap, std::
       reinterpret_cast<const IdMap::Entry*>(idmap_table.data()), idmap_slots,
       meta_sum(meta_fn(h.version), ids.data(), levels.data(), flags.data(), upper, n, h.upper_words),
       [&](const IdMap::Entry* e, std::size_t k) {
+        // Each used entry must name a live slot holding that id: a map that checksums but disagrees
+        // with the slots (a buggy or crafted file) would send lookups to deleted or foreign rows.
         for (std::size_t i = 0; i < k; ++i) {
           const bool used = e[i].slot != IdMap::kMissing;
           mapped_ids += used;
-          slot_in_range &= !used || e[i].slot < n;
+          slot_in_range &= !used || (e[i].slot < n && ids[e[i].slot] == e[i].id && flags[e[i].slot] == 0);
         }
       });
   if (meta != h.meta_checksum) corrupt(path, "checksum mismatch in ids/levels/links");

@@ -81,9 +81,9 @@ void gather_t(const float* q, const float* const* rows, std::size_t n, std::size
 }
 
 std::int32_t dot_i8i8(const std::int8_t* a, const std::int8_t* b, std::size_t dim) {
-  std::int32_t s = 0;
+  std::int64_t s = 0;  // no signed overflow at any dim; the result wraps to 32 bits as the SIMD lanes do
   for (std::size_t i = 0; i < dim; ++i) s += std::int32_t(a[i]) * std::int32_t(b[i]);
-  return s;
+  return std::int32_t(s);
 }
 
 void dot_i8i8_block(const std::int8_t* q, const std::int8_t* base, const std::int32_t* /*row_sums*/, std::size_t n,
