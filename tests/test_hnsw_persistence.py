@@ -192,3 +192,31 @@ def test_a_mapped_id_map_takes_adds_removes_and_growth_without_touching_the_file
     assert path.read_bytes() == before
     assert len(loaded) == len(idx) + 3000 - 100 and 7999 in loaded and 1100 not in loaded and 1150 in loaded
     assert loaded.search(x[17], k=1)[0][0] == 5017
+
+
+def test_filtered_exact_scan_survives_nan_codes_in_a_mapped_file(tmp_path):
+    # A mapped load does not verify the level-0 block's checksum: damaged codes may decode to NaN. The
+    # exact scan must then keep those rows for its precise pass (the f32 originals are intact) rather
+    # than let a NaN bound cut every row.
+    rng = np.random.default_rng(3)
+    n, dim = 500, 32
+    x = rng.standard_normal((n, dim)).astype(np.float32)
+    index = recallcore.HNSWIndex(dim, metric="l2", storage="i8")
+    ids = index.add(x)
+    path = tmp_path / "nan.idx"
+    index.save(str(path))
+    raw = bytearray(path.read_bytes())
+    stride = struct.unpack_from("<I", raw, 36)[0]
+    block = 192  # the 144-byte header, 64-aligned
+    links = 4 * (1 + 2 * 16)  # a slot starts with its count and M0 = 2M level-0 links
+    for s in range(n):
+        for off in range(links, stride - 3, 4):  # every float of the traversal copy becomes a NaN
+            at = block + s * stride + off
+            raw[at:at + 4] = struct.pack("<I", 0x7FC00000)
+    path.write_bytes(bytes(raw))
+    loaded = recallcore.HNSWIndex.load(str(path), mmap=True)
+    allowed = ids[:50]
+    q = rng.standard_normal(dim).astype(np.float32)
+    got, _ = loaded.search(q, k=10, filter=allowed)
+    want = allowed[np.argsort(((x[:50] - q) ** 2).sum(axis=1), kind="stable")[:10]]
+    assert list(got) == list(want)

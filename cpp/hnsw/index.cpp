@@ -650,7 +650,11 @@ std::size_t Index::Impl::exact_into(const Query& q, std::size_t k, const std::ui
       err = e0 + gamma * (e + e0 + sc * (q1 + 127.0f * sc * fdim));
     }
     c[i].d = e - err;
-    const float h = e + err;
+    float h = e + err;
+    if (h != h) {  // NaN, only from a corrupted mapped row: keep it for the precise pass, cut nothing by it
+      c[i].d = -kInf;
+      h = kInf;
+    }
     if (hi.size() < k) {
       hi.push_back(h);
       std::push_heap(hi.begin(), hi.end());
