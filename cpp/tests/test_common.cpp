@@ -6,20 +6,13 @@
 
 #include "common/checksum.h"
 #include "common/fast_checksum.h"
+#include "tests/check.h"
 
 int run_common_tests();
 
 namespace {
 
 int failures = 0;
-
-void check(bool ok, const char* what, int line) {
-  if (!ok) {
-    ++failures;
-    std::fprintf(stderr, "test_common.cpp:%d: FAILED: %s\n", line, what);
-  }
-}
-#define CHECK(cond) check((cond), #cond, __LINE__)
 
 using namespace recallcore;
 

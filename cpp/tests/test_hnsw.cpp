@@ -17,6 +17,7 @@
 
 #include "common/errors.h"
 #include "hnsw/index.h"
+#include "tests/check.h"
 
 using namespace recallcore;
 using namespace recallcore::hnsw;
@@ -24,25 +25,8 @@ using namespace recallcore::hnsw;
 namespace {
 
 int failures = 0;
-#define CHECK(cond)                                                                 \
-  do {                                                                              \
-    if (!(cond)) {                                                                  \
-      std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-      ++failures;                                                                   \
-    }                                                                               \
-  } while (0)
 
-template <class E, class F>
-bool throws(F&& f) {
-  try {
-    f();
-  } catch (const E&) {
-    return true;
-  } catch (...) {
-    return false;
-  }
-  return false;
-}
+using recallcore::tests::throws;
 
 std::vector<float> clustered(std::size_t n, std::size_t dim, unsigned seed) {
   std::mt19937 rng(seed);

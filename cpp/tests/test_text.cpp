@@ -11,6 +11,7 @@
 #include "text/bm25.h"
 #include "text/token_estimator.h"
 #include "text/tokenizer.h"
+#include "tests/check.h"
 
 int run_text_tests();
 
@@ -18,26 +19,7 @@ namespace {
 
 int failures = 0;
 
-void check(bool ok, const char* what, int line) {
-  if (!ok) {
-    ++failures;
-    std::fprintf(stderr, "test_text.cpp:%d: FAILED: %s\n", line, what);
-  }
-}
-#define CHECK(cond) check((cond), #cond, __LINE__)
-
-template <class E, class F>
-bool throws(F&& f, std::string* message = nullptr) {
-  try {
-    f();
-  } catch (const E& e) {
-    if (message) *message = e.what();
-    return true;
-  } catch (...) {
-    return false;
-  }
-  return false;
-}
+using recallcore::tests::throws;
 
 using namespace recallcore;
 using namespace recallcore::text;
