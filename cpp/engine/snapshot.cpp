@@ -134,7 +134,7 @@ void fsync_dir(const std::string& path) {
 class SnapshotWriteLock {
  public:
   explicit SnapshotWriteLock(const std::string& dir) {
-    const std::string path = dir + "/snapshot.lock";
+    const std::string path = (std::filesystem::path(dir) / "snapshot.lock").string();
     fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd_ < 0) throw StoreError("cannot open " + path + ": " + std::strerror(errno));
     while (::flock(fd_, LOCK_EX) != 0) {
