@@ -431,7 +431,7 @@ void register_store(py::module_& m) {
            py::arg("map_size") = std::size_t(64) << 20, py::arg("max_text_bytes") = std::size_t(1) << 20,
            py::arg("M") = 16, py::arg("ef_construction") = 200, py::arg("ef_search") = 64,
            py::arg("storage") = "f32", py::arg("checkpoint_every") = 50000,
-           py::arg("scan_cache_bytes") = std::size_t(256) << 20)
+           py::arg("scan_cache_bytes") = MemoryOptions{}.scan_cache_bytes)
       .def("add_batch", &Store::add_batch, py::arg("items"), py::arg("vectors"), py::arg("dedupe") = "keep",
            py::arg("dedupe_threshold") = 0.95f)
       .def("update", &Store::update)
