@@ -858,11 +858,10 @@ std::vector<RecordOut> Memory::select_kinds(const std::string& ns, const std::ve
   auto it = ns_ids_.find(nsid);
   if (kids.empty() || it == ns_ids_.end()) return out;
   std::vector<std::pair<double, std::uint64_t>> picked;
+  const Visibility vis{valid_at, now, include_history, false};
   for (auto id : it->second) {
     const Row& r = rows_[id];
-    if (!r.live || std::find(kids.begin(), kids.end(), r.h.kind) == kids.end()) continue;
-    if (!include_history && !(r.h.valid_from <= valid_at && valid_at < r.h.valid_to)) continue;
-    if ((r.h.flags & kArchived) || r.h.expires_at <= now) continue;
+    if (!r.live || std::find(kids.begin(), kids.end(), r.h.kind) == kids.end() || !vis.admits(r.h)) continue;
     picked.emplace_back(r.h.ts, id);
   }
   std::sort(picked.begin(), picked.end());

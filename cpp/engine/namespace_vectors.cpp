@@ -154,9 +154,7 @@ bool NamespaceVectors::search(std::uint32_t ns, const float* query, std::size_t 
     if (!b->live[row]) return false;
     if (!plain.use) return true;  // the filter decides, below
     const Mirror& h = b->mirror[row];
-    if (!plain.history && !(h.valid_from <= plain.valid_at && plain.valid_at < h.valid_to)) return false;
-    if (!plain.archived && h.archived) return false;
-    return h.expires_at > plain.now;
+    return plain.vis.admits(h.valid_from, h.valid_to, h.expires_at, h.archived);
   };
   auto collect_all = [&] {
     cand.clear();

@@ -36,8 +36,7 @@ namespace recallcore::engine {
 // touches the store's record table (scattered rows: a DRAM miss each).
 struct PlainQuery {
   bool use = false;
-  double valid_at = 0, now = 0;
-  bool history = false, archived = false;
+  Visibility vis;
 };
 
 class NamespaceVectors {

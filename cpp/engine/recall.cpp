@@ -23,8 +23,8 @@ class Predicate final : public hnsw::Filter, public text::DocFilter {
   std::uint32_t ns = 0, session = 0;
   bool any_session = true;
   std::vector<std::uint32_t> kinds;
-  double since = -INFINITY, until = INFINITY, valid_at = 0, now = 0;
-  bool history = false, archived = false;
+  double since = -INFINITY, until = INFINITY;
+  Visibility vis;
   const std::unordered_set<std::uint64_t>* entity_ids = nullptr;
   const std::uint64_t* list = nullptr;
   std::size_t list_n = 0;
@@ -36,9 +36,7 @@ class Predicate final : public hnsw::Filter, public text::DocFilter {
     if (!any_session && r.h.session != session) return false;
     if (!kinds.empty() && std::find(kinds.begin(), kinds.end(), r.h.kind) == kinds.end()) return false;
     if (!(r.h.ts >= since && r.h.ts < until)) return false;
-    if (!history && !(r.h.valid_from <= valid_at && valid_at < r.h.valid_to)) return false;
-    if (!archived && (r.h.flags & kArchived)) return false;
-    if (r.h.expires_at <= now) return false;
+    if (!vis.admits(r.h)) return false;
     if (entity_ids != nullptr && entity_ids->count(id) == 0) return false;
     return true;
   }
@@ -119,10 +117,8 @@ std::vector<RecallResult> Memory::recall(const RecallQuery& q) {
   for (const auto& k : q.kinds)
     if (std::uint32_t id = names_->find(txn, NameKind::kind, k)) pred.kinds.push_back(id);
   if (!q.kinds.empty() && pred.kinds.empty()) return out;
-  pred.since = q.since, pred.until = q.until, pred.now = q.now;
-  pred.valid_at = q.as_of.value_or(q.now);
-  pred.history = q.include_history;
-  pred.archived = q.include_archived;
+  pred.since = q.since, pred.until = q.until;
+  pred.vis = {q.as_of.value_or(q.now), q.now, q.include_history, q.include_archived};
   std::unordered_set<std::uint64_t> entity_ids;
   if (!q.entities.empty()) {
     for (const auto& e : q.entities) {
@@ -166,7 +162,7 @@ std::vector<RecallResult> Memory::recall(const RecallQuery& q) {
         PlainQuery plain;
         plain.use = pred.any_session && pred.kinds.empty() && pred.since == -INFINITY && pred.until == INFINITY &&
                     pred.entity_ids == nullptr;
-        plain.valid_at = pred.valid_at, plain.now = pred.now, plain.history = pred.history, plain.archived = pred.archived;
+        plain.vis = pred.vis;
         done = ns_vecs_->search(pred.ns, q.vector, ncand, std::min(q.exact, q.k), pred, plain, source, vhits);
       }
       if (!done) {

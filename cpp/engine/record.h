@@ -36,6 +36,22 @@ struct RecordHeader {
   std::uint64_t supersedes = 0, superseded_by = 0;
 };
 
+// Which records a read sees by time and state: facts valid at `valid_at` (every version with
+// `history`), archived originals only with `archived`, never an expired record. The one rule for
+// recall's filter, the scan copies' mirrored fields and the pinned kinds of a context.
+struct Visibility {
+  double valid_at = 0, now = 0;
+  bool history = false, archived = false;
+  bool admits(double valid_from, double valid_to, double expires_at, bool is_archived) const {
+    if (!history && !(valid_from <= valid_at && valid_at < valid_to)) return false;
+    if (!archived && is_archived) return false;
+    return expires_at > now;
+  }
+  bool admits(const RecordHeader& h) const {
+    return admits(h.valid_from, h.valid_to, h.expires_at, (h.flags & kArchived) != 0);
+  }
+};
+
 struct Record {
   std::uint64_t id = 0;
   RecordHeader h;
