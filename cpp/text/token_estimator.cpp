@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <emmintrin.h>  // SSE2: part of every x86-64 CPU
 #include <string_view>
 #include <type_traits>
 
@@ -98,14 +99,23 @@ float symbol_cost(char32_t c) {
   return 2.3f;                   // 4-byte: emoji, mostly two or three byte-level tokens
 }
 
-// `table` 0 is English, 1 the table for languages written with accented Latin letters.
+// An ASCII word of n letters, by its case: first letter a capital, a later letter a capital, all
+// capitals. `table` 0 is English, 1 the table for languages written with accented Latin letters.
+double ascii_word_cost(std::size_t n, bool upper0, bool upper_rest, bool all_upper, int lead, int table) {
+  int cs = 3;  // mixed
+  if (!upper_rest) cs = upper0 ? 1 : 0;
+  else if (all_upper) cs = 2;
+  const std::size_t len = std::min<std::size_t>(n, kMaxLen);
+  return kWordTable[table][lead][cs][len - 1] + (n > kMaxLen ? kLongTailPerLetter * double(n - kMaxLen) : 0.0);
+}
+
+// `table` as for ascii_word_cost().
 // The word is t[from, from + n).
 template <class Text>
 double word_tokens(const Text& t, std::size_t from, std::size_t n, int lead, int table) {
   auto ch = [&](std::size_t i) { return t.c(from + i); };
-  bool ascii = true;
-  if constexpr (!std::is_same_v<Text, AsciiText>)
-    for (std::size_t i = 0; i < n; ++i) ascii = ascii && ch(i) < 0x80;
+  bool ascii = true;  // (ASCII text takes ascii_word_tokens() instead)
+  for (std::size_t i = 0; i < n; ++i) ascii = ascii && ch(i) < 0x80;
   if (!ascii) {
     // Latin letters (accented or not) use the word table plus a cost per accent; letters of other
     // scripts a per-letter rate plus the intercept of the piece's first such script.
@@ -132,19 +142,58 @@ double word_tokens(const Text& t, std::size_t from, std::size_t n, int lead, int
     }
     return std::max(1.0, t);
   }
-  bool upper0 = ch(0) <= 'Z', rest_lower = true, all_upper = true;
+  bool upper_rest = false, all_upper = true;
   for (std::size_t i = 0; i < n; ++i) {
     const bool up = ch(i) <= 'Z';
-    if (i && up) rest_lower = false;
+    upper_rest = upper_rest || (i && up);
     all_upper = all_upper && up;
   }
-  int cs = 3;  // mixed
-  if (!upper0 && rest_lower) cs = 0;
-  else if (upper0 && rest_lower) cs = 1;
-  else if (all_upper) cs = 2;
-  if (n == 1) cs = upper0 ? 1 : 0;
-  const std::size_t len = std::min<std::size_t>(n, kMaxLen);
-  return kWordTable[table][lead][cs][len - 1] + (n > kMaxLen ? kLongTailPerLetter * double(n - kMaxLen) : 0.0);
+  return ascii_word_cost(n, ch(0) <= 'Z', upper_rest, all_upper, lead, table);
+}
+
+// An ASCII word: where its letter run ends, and what word_tokens() needs of its case.
+struct AsciiWord {
+  std::size_t end;
+  bool upper0;      // the first letter is a capital
+  bool upper_rest;  // a later letter is
+  bool all_upper;
+};
+
+// The letter run of ASCII text starting at the letter s[from], sixteen bytes at a time: one mask per
+// block instead of a loop per letter, whose exit at a word's unpredictable length cost a branch
+// miss per word (the final count of a packed context is ~1,400 words).
+AsciiWord ascii_word(std::string_view s, std::size_t from) {
+  // Unsigned "x - lo < 26" as a signed byte compare: (x - lo) ^ 0x80 < 26 - 128.
+  const __m128i lower_a = _mm_set1_epi8(char(0x80 - 'a')), upper_a = _mm_set1_epi8(char(0x80 - 'A'));
+  const __m128i case_bit = _mm_set1_epi8(0x20), limit = _mm_set1_epi8(char(26 - 128));
+  AsciiWord w{from, s[from] <= 'Z', false, true};
+  unsigned first = 1;  // the word's first letter, in the first block only
+  std::size_t e = from;
+  while (e + 16 <= s.size()) {
+    const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s.data() + e));
+    const __m128i letter = _mm_cmplt_epi8(_mm_add_epi8(_mm_or_si128(x, case_bit), lower_a), limit);
+    const __m128i upper = _mm_cmplt_epi8(_mm_add_epi8(x, upper_a), limit);
+    const unsigned letters = unsigned(_mm_movemask_epi8(letter));
+    const unsigned run = unsigned(__builtin_ctz(~letters | 0x10000u));  // letters from e on
+    const unsigned in_run = (1u << run) - 1u;
+    const unsigned uppers = unsigned(_mm_movemask_epi8(upper)) & in_run;
+    w.upper_rest = w.upper_rest || (uppers & ~first) != 0;
+    w.all_upper = w.all_upper && uppers == in_run;
+    first = 0;
+    e += run;
+    if (run < 16) {
+      w.end = e;
+      return w;
+    }
+  }
+  for (; e < s.size(); ++e) {  // the text's last bytes
+    const unsigned char c = static_cast<unsigned char>(s[e]);
+    if (unsigned((c | 0x20) - 'a') >= 26u) break;
+    w.upper_rest = w.upper_rest || (e > from && c <= 'Z');
+    w.all_upper = w.all_upper && c <= 'Z';
+  }
+  w.end = e;
+  return w;
 }
 
 // Counted while decoding a chunk, for table_for().
@@ -165,7 +214,7 @@ int table_for(const Text& t, const Counts& counts) {
   // (after a few words for English text, whose every other word is a stopword).
   std::size_t stop = 0;
   auto english = [&] { return stop * 100 >= words * 12 && (!accents || stop * 10 >= words * 3); };
-  char word[12];
+  char word[16] = {};  // zero-padded, as is_stopword_padded() takes it
   std::size_t len = 0;
   bool ascii = true, in_word = false;
   for (std::size_t i = 0; i <= t.size(); ++i) {
@@ -177,7 +226,13 @@ int table_for(const Text& t, const Counts& counts) {
       continue;
     }
     // Stopwords have at most 10 letters; longer words are not looked up.
-    if (in_word && ascii && len <= 10 && is_stopword(std::string_view(word, len)) && (++stop, english())) return 0;
+    // Whether a word is a stopword is a coin toss to the branch predictor: counted without a branch
+    // (english() can only turn true as `stop` grows, so checking it after every word changes nothing).
+    if (in_word && ascii && len <= 10) {
+      stop += is_stopword_padded(word, len);
+      if (english()) return 0;
+    }
+    if (in_word) std::memset(word, 0, sizeof word);
     in_word = false;
     ascii = true;
     len = 0;
@@ -237,10 +292,16 @@ void split(const Text& t, const Counts& counts, Emit&& emit) {
         }
       }
       if (kind(j) == Kind::letter) {
-        std::size_t e = j;
-        while (e < n && kind(e) == Kind::letter) ++e;
-        emit(i, e, word_tokens(t, j, e - j, lead, table));
-        i = e;
+        if constexpr (std::is_same_v<Text, AsciiText>) {
+          const AsciiWord w = ascii_word(t.s, j);
+          emit(i, w.end, ascii_word_cost(w.end - j, w.upper0, w.upper_rest, w.all_upper, lead, table));
+          i = w.end;
+        } else {
+          std::size_t e = j;
+          while (e < n && kind(e) == Kind::letter) ++e;
+          emit(i, e, word_tokens(t, j, e - j, lead, table));
+          i = e;
+        }
         continue;
       }
     }

@@ -1,6 +1,9 @@
 #include "text/tokenizer.h"
 
 #include <algorithm>
+#include <array>
+#include <cstdint>
+#include <cstring>
 #include <iterator>
 
 #include "text/charclass.h"
@@ -54,24 +57,66 @@ bool is_apostrophe(char32_t cp) { return cp == U'\'' || cp == U'\u2019'; }
 
 }  // namespace
 
-bool is_stopword(std::string_view w) noexcept {
-  // Open addressing over a power-of-two table, built once: one hash and usually one comparison per
-  // lookup (the estimator calls this per word).
-  constexpr std::size_t kSlots = 1024;
+namespace {
+
+// A word of at most 16 bytes as a hash key: its bytes, zero-padded, in two 64-bit words, with its
+// length in the top byte (so "a" and "a\0" differ, and no key is all zeros: that marks an empty slot).
+struct WordKey {
+  std::uint64_t lo, hi;
+  bool operator==(const WordKey&) const = default;
+};
+
+WordKey key_of(const char (&padded)[16], std::size_t n) {
+  WordKey k;
+  std::memcpy(&k.lo, padded, 8);
+  std::memcpy(&k.hi, padded + 8, 8);
+  k.hi |= std::uint64_t(n) << 56;
+  return k;
+}
+
+// Open addressing over a power-of-two table, built once: a multiply hash of the two key words and
+// usually one comparison per lookup (the estimator calls this per word; std::hash of the string and
+// a string comparison cost ~3x as much).
+constexpr unsigned kStopBits = 9;
+constexpr std::size_t kStopSlots = std::size_t(1) << kStopBits;
+
+std::size_t slot_of(const WordKey& k) {
+  return std::size_t(((k.lo * 0x9E3779B97F4A7C15ull) ^ (k.hi * 0xC2B2AE3D27D4EB4Full)) >> (64 - kStopBits));
+}
+
+const std::array<WordKey, kStopSlots>& stopword_table() {
   static const auto table = [] {
-    std::vector<std::string_view> t(kSlots);
+    std::array<WordKey, kStopSlots> t{};
     for (std::string_view sw : kStopwords) {
-      std::size_t h = std::hash<std::string_view>{}(sw) & (kSlots - 1);
-      while (!t[h].empty()) h = (h + 1) & (kSlots - 1);
-      t[h] = sw;
+      char padded[16] = {};
+      std::memcpy(padded, sw.data(), sw.size());
+      const WordKey k = key_of(padded, sw.size());
+      std::size_t h = slot_of(k);
+      while (t[h] != WordKey{}) h = (h + 1) & (kStopSlots - 1);
+      t[h] = k;
     }
     return t;
   }();
-  if (w.empty() || w.size() > 10) return false;  // the longest stopwords have 10 letters
-  for (std::size_t h = std::hash<std::string_view>{}(w) & (kSlots - 1);; h = (h + 1) & (kSlots - 1)) {
-    if (table[h].empty()) return false;
-    if (table[h] == w) return true;
+  return table;
+}
+
+}  // namespace
+
+bool is_stopword_padded(const char (&padded)[16], std::size_t n) noexcept {
+  if (n == 0 || n > 10) return false;  // the longest stopwords have 10 letters
+  const auto& table = stopword_table();
+  const WordKey k = key_of(padded, n);
+  for (std::size_t h = slot_of(k);; h = (h + 1) & (kStopSlots - 1)) {
+    if (table[h] == k) return true;
+    if (table[h] == WordKey{}) return false;
   }
+}
+
+bool is_stopword(std::string_view w) noexcept {
+  if (w.empty() || w.size() > 10) return false;
+  char padded[16] = {};
+  std::memcpy(padded, w.data(), w.size());
+  return is_stopword_padded(padded, w.size());
 }
 
 void stem_light(std::string& w) {

@@ -44,6 +44,9 @@ bool valid_utf8(std::string_view s) noexcept;
 // True for a word of the built-in English stopword list (lowercase, apostrophes removed).
 bool is_stopword(std::string_view lower_word) noexcept;
 
+// The same for a word of n bytes already zero-padded to 16 (the estimator's per-word check).
+bool is_stopword_padded(const char (&padded)[16], std::size_t n) noexcept;
+
 // The light stemmer of rule 6, applied in place to a lowercase ASCII word.
 void stem_light(std::string& word);
 
