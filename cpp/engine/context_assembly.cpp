@@ -117,7 +117,9 @@ ContextResult assemble_context(Memory& memory, const ContextRequest& req) {
   if (!req.pinned_kinds.empty()) {
     SectionSpec s{"pinned", true, -1, {}};
     const double valid_at = req.recall.as_of.value_or(now);
-    for (auto& ro : memory.select_kinds(ns, req.pinned_kinds, valid_at, now, req.recall.include_history, 1000)) {
+    std::vector<RecordOut> records = memory.select_kinds(ns, req.pinned_kinds, valid_at, now, req.recall.include_history, 1000);
+    s.entries.reserve(records.size());  // an Entry is large: no moves while the section grows
+    for (auto& ro : records) {
       taken.insert(ro.r.id);
       const float importance = ro.r.h.importance;
       s.entries.push_back(record_entry(std::move(ro), "pinned", importance));
@@ -128,6 +130,7 @@ ContextResult assemble_context(Memory& memory, const ContextRequest& req) {
   if (req.recent_turns > 0) {
     std::vector<RecordOut> recent = memory.recent_of_kind(ns, req.session, "turn", req.recent_turns, taken);
     SectionSpec s{"recent", false, 0, {}};
+    s.entries.reserve(recent.size());
     const float n = float(std::max<std::size_t>(1, recent.size()));
     for (std::size_t i = 0; i < recent.size(); ++i) {
       taken.insert(recent[i].r.id);
@@ -148,7 +151,9 @@ ContextResult assemble_context(Memory& memory, const ContextRequest& req) {
     // list, which come from near the top of one list or the other (REALTALK evidence in context within
     // +-0.002 of 5x at every budget; benchmarks/RESULTS.md), and each candidate costs a scan slot.
     if (rq.candidates == 0) rq.candidates = std::max(kDefaultCandidates, 2 * rq.k);
-    for (auto& res : memory.recall(rq)) {
+    std::vector<RecallResult> recalled = memory.recall(rq);
+    s.entries.reserve(recalled.size());
+    for (auto& res : recalled) {
       ++rank;
       if (taken.count(res.hit.id)) continue;
       s.entries.push_back(record_entry(std::move(res.record), "memories", float(std::exp2(-double(rank - 1) / 5.0))));
