@@ -624,6 +624,7 @@ std::optional<RecordOut> Memory::get(std::uint64_t id) {
   storage::Env::Reader reader(*env_);
   std::string_view bytes;
   if (!reader.txn().get(records_, id_key(id), &bytes)) return std::nullopt;
+  hints_.remember(id, bytes);
   return resolve(reader.txn(), decode_record(id, bytes));
 }
 
@@ -632,9 +633,11 @@ std::vector<RecordOut> Memory::get_many(const std::vector<std::uint64_t>& ids) {
   storage::Env::Reader reader(*env_);
   std::vector<RecordOut> out;
   out.reserve(ids.size());
+  for (auto id : ids) hints_.prefetch(id);
   for (auto id : ids) {
     std::string_view bytes;
     if (!reader.txn().get(records_, id_key(id), &bytes)) throw InvalidArgument("unknown record id " + std::to_string(id));
+    hints_.remember(id, bytes);
     out.push_back(resolve(reader.txn(), decode_record(id, bytes)));
   }
   return out;
@@ -750,6 +753,7 @@ std::vector<RecordOut> Memory::recent_of_kind(const std::string& ns, const std::
     if (skip.count(id) || !txn.get(records_, id_key(id), &bytes)) continue;
     const RecordHeader h = decode_header(bytes);
     if (h.kind != kid || (h.flags & kArchived)) continue;
+    hints_.remember(id, bytes);
     out.push_back(resolve(txn, decode_record(id, bytes)));
   }
   std::reverse(out.begin(), out.end());
@@ -866,10 +870,12 @@ std::vector<RecordOut> Memory::select_kinds(const std::string& ns, const std::ve
   }
   std::sort(picked.begin(), picked.end());
   if (picked.size() > limit) picked.erase(picked.begin(), picked.end() - long(limit));  // keep the newest
+  for (const auto& [ts, id] : picked) hints_.prefetch(id);
   for (const auto& [ts, id] : picked) {
-    (void)ts;
     std::string_view bytes;
-    if (txn.get(records_, id_key(id), &bytes)) out.push_back(resolve(txn, decode_record(id, bytes)));
+    if (!txn.get(records_, id_key(id), &bytes)) continue;
+    hints_.remember(id, bytes);
+    out.push_back(resolve(txn, decode_record(id, bytes)));
   }
   return out;
 }

@@ -24,6 +24,7 @@
 #include "engine/namespace_vectors.h"
 #include "engine/recall.h"
 #include "engine/record.h"
+#include "engine/record_hints.h"
 #include "hnsw/index.h"
 #include "storage/lmdb.h"
 #include "text/bm25.h"
@@ -296,6 +297,7 @@ class Memory {
   std::mutex sync_mu_;               // one applier of changes at a time (own commits or catch-up)
   mutable std::shared_mutex state_mu_;  // the derived state below
   RowTable rows_;                    // by record id
+  RecordHints hints_;                // where records were last read in LMDB's map (prefetch only)
   std::unordered_map<std::uint32_t, std::vector<std::uint64_t>> ns_ids_;
   std::unique_ptr<hnsw::Index> vec_;  // vectors of live records (dim > 0)
   // Dense per-namespace copies of the vectors for the exact path (built on a namespace's second search).

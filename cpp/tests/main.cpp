@@ -3,11 +3,12 @@
 #include <cstdio>
 
 int run_common_tests();
+int run_engine_tests();
 int run_hnsw_tests();
 int run_text_tests();
 
 int main() {
-  const int failures = run_common_tests() + run_hnsw_tests() + run_text_tests();
+  const int failures = run_common_tests() + run_engine_tests() + run_hnsw_tests() + run_text_tests();
   if (failures != 0) {
     std::fprintf(stderr, "%d check(s) failed\n", failures);
     return 1;
