@@ -6,7 +6,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 _new = object.__new__
 _set = object.__setattr__
@@ -114,22 +114,23 @@ class Hit:
     recency: float = 1.0
     importance: float = 0.5
 
-    @property
-    def text(self) -> str:
-        # Straight from the core's tuple when the Record was not built yet (text is what most callers
-        # read; building the Record for it would cost more than the search).
-        d = self.__dict__
-        record = d.get("record")
-        return record.text if record is not None else d["_record_tuple"][1]
+    if TYPE_CHECKING:
+        @property
+        def text(self) -> str:
+            """The record's text (``record.text``)."""
 
     def __getattr__(self, name: str) -> Any:
-        # Only reached for attributes missing from the instance dict: ``record`` of a hit built by
-        # _from_core, made from the core's tuple on first access (the record was read in the
-        # search's transaction; building 24 fields for every hit costs more than the search).
+        # Only reached for attributes missing from the instance dict. A hit built by _from_core
+        # holds ``text`` in its dict (a plain attribute read: most callers read only the text) and
+        # makes ``record`` from the core's tuple on first access (the record was read in the
+        # search's transaction; building 24 fields for every hit costs more than the search). A hit
+        # made by the constructor reads ``text`` from its record.
         if name == "record":
             value = Record._from_core(self.__dict__["_record_tuple"])
             object.__setattr__(self, "record", value)
             return value
+        if name == "text":
+            return self.record.text
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def __repr__(self) -> str:
@@ -146,7 +147,7 @@ class Hit:
         rid, score, vrank, vsim, lrank, bm25, recency, importance = hit
         h = _new(cls)  # see Record._from_core
         _set(h, "__dict__", {
-            "id": rid, "score": score, "_record_tuple": record, "vector_rank": vrank or None,
+            "id": rid, "score": score, "_record_tuple": record, "text": record[1], "vector_rank": vrank or None,
             "vector_similarity": None if not vrank else vsim, "lexical_rank": lrank or None,
             "bm25": None if not lrank else bm25, "recency": recency, "importance": importance,
         })
