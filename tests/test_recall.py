@@ -79,6 +79,11 @@ def test_hit_text_is_the_record_text_before_and_after_the_record_is_built(store:
     first = [h.text for h in hits]  # read from the core's tuple: no Record built yet
     assert first == [store.test_items[h.id]["text"] for h in hits]
     assert [h.record.text for h in hits] == first and [h.text for h in hits] == first
+    # A hit made by its constructor (a caller's own ranking) reads the text from its record.
+    made = recallcore.Hit(id=hits[0].id, score=1.0, record=hits[0].record)
+    assert made.text == first[0]
+    with pytest.raises(AttributeError):
+        made.no_such_field  # noqa: B018
 
 
 def test_lexical_mode_matches_core_bm25(store: Any) -> None:

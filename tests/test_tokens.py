@@ -129,6 +129,32 @@ def test_ascii_fast_path_agrees_with_decoding_on_real_text(data_dir):
         assert _core.estimate_tokens(text) == _core._estimate_tokens_decoding(text), text
 
 
+def test_ascii_fast_path_measures_words_like_decoding_at_block_edges():
+    # The ASCII path measures letter runs sixteen bytes at a time: words longer than a block, capitals
+    # at each side of a block edge, words ending at the text's last bytes, and the bytes next to the
+    # letters' ranges ('@' 'A' 'Z' '[' and '`' 'a' 'z' '{') must all count as the decoding path does.
+    words = []
+    for n in (1, 2, 15, 16, 17, 31, 32, 33, 40):
+        base = "".join("abcdefghijklmnopqrstuvwxyz"[i % 26] for i in range(n))
+        words += [base, base.upper(), base.capitalize()]
+        for at in (0, 15, 16, 17, 31):
+            if at < n:
+                words.append(base[:at] + base[at].upper() + base[at + 1:])
+    texts = []
+    for w in words:
+        for left, right in (("", ""), ("@", "["), ("`", "{"), (" ", "."), ("[", "@"), ("{", "`"), ("'", "'s")):
+            texts.append(left + w + right)
+            for pad in (0, 1, 15, 16, 17):  # the word ends 0..17 bytes before the end of the text
+                texts.append("x " + left + w + right + " " * pad)
+                texts.append("Hello, " + left + w + right + "!" * pad)
+    for text in texts:
+        assert _core.estimate_tokens(text) == _core._estimate_tokens_decoding(text), repr(text)
+    regex = pytest.importorskip("regex")
+    pattern = regex.compile(CL100K_PATTERN)
+    for text in texts[::3]:
+        assert _core._cl100k_pieces(text) == pattern.findall(text), repr(text)
+
+
 def test_ascii_fast_path_counts_words_like_decoding_around_the_language_check():
     # Six or more words without English stopwords switch to the other-languages table: the word
     # count the fast path computes decides that, so both paths must agree on each side of it.

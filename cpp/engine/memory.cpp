@@ -633,13 +633,12 @@ std::vector<RecordOut> Memory::get_many(const std::vector<std::uint64_t>& ids) {
   storage::Env::Reader reader(*env_);
   std::vector<RecordOut> out;
   out.reserve(ids.size());
-  for (auto id : ids) hints_.prefetch(id);
-  for (auto id : ids) {
+  hints_.visit(ids, [](std::uint64_t id) { return id; }, [&](std::uint64_t id) {
     std::string_view bytes;
     if (!reader.txn().get(records_, id_key(id), &bytes)) throw InvalidArgument("unknown record id " + std::to_string(id));
     hints_.remember(id, bytes);
     out.push_back(resolve(reader.txn(), decode_record(id, bytes)));
-  }
+  });
   return out;
 }
 
@@ -870,13 +869,13 @@ std::vector<RecordOut> Memory::select_kinds(const std::string& ns, const std::ve
   }
   std::sort(picked.begin(), picked.end());
   if (picked.size() > limit) picked.erase(picked.begin(), picked.end() - long(limit));  // keep the newest
-  for (const auto& [ts, id] : picked) hints_.prefetch(id);
-  for (const auto& [ts, id] : picked) {
+  using Picked = std::pair<double, std::uint64_t>;
+  hints_.visit(picked, [](const Picked& p) { return p.second; }, [&](const Picked& p) {
     std::string_view bytes;
-    if (!txn.get(records_, id_key(id), &bytes)) continue;
-    hints_.remember(id, bytes);
-    out.push_back(resolve(txn, decode_record(id, bytes)));
-  }
+    if (!txn.get(records_, id_key(p.second), &bytes)) return;
+    hints_.remember(p.second, bytes);
+    out.push_back(resolve(txn, decode_record(p.second, bytes)));
+  });
   return out;
 }
 

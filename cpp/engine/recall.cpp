@@ -296,16 +296,15 @@ std::vector<RecallResult> Memory::recall(const RecallQuery& q) {
   if (hits.size() > q.k) hits.resize(q.k);
 
   out.reserve(hits.size());
-  for (const auto& h : hits) hints_.prefetch(h.id);  // the pages of records read before, all at once
-  for (const auto& h : hits) {
+  hints_.visit(hits, [](const RecallHit& h) { return h.id; }, [&](const RecallHit& h) {
     std::string_view bytes;
-    if (!txn.get(records_, storage::id_key(h.id), &bytes)) continue;  // deleted by another process just now
+    if (!txn.get(records_, storage::id_key(h.id), &bytes)) return;  // deleted by another process just now
     hints_.remember(h.id, bytes);
     out.push_back(RecallResult{h, resolve(txn, decode_record(h.id, bytes))});
     Row& row = rows_[h.id];
     std::atomic_ref<std::uint32_t>(row.accesses).fetch_add(1, std::memory_order_relaxed);
     std::atomic_ref<double>(row.last_access).store(q.now, std::memory_order_relaxed);
-  }
+  });
   return out;
 }
 

@@ -1,5 +1,6 @@
 // Python-free tests of the text layer: tokenizer, UTF-8 validation, BM25 index, token estimator.
 // Entry point: run_text_tests() (the shared test main calls it); returns the number of failures.
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <memory>
@@ -206,8 +207,48 @@ void test_estimator() {
 
 }  // namespace
 
+// Every listed stopword is found, by both lookups; words one letter off are not (unless listed too);
+// the padded lookup agrees with the plain one on every word of up to three letters and on longer ones.
+void test_stopwords() {
+  const auto list = stopword_list();
+  CHECK(list.size() > 150);
+  auto listed = [&](std::string_view w) { return std::find(list.begin(), list.end(), w) != list.end(); };
+  auto padded = [](std::string_view w) {
+    char p[16] = {};
+    std::copy(w.begin(), w.end(), p);
+    return is_stopword_padded(p, w.size());
+  };
+  int missed = 0, extra = 0, disagree = 0;
+  for (std::string_view w : list) {
+    missed += !is_stopword(w) || !padded(w);
+    std::string longer(w), shorter(w.substr(0, w.size() - 1)), changed(w);
+    longer += 's';
+    changed.back() = changed.back() == 'z' ? 'y' : char(changed.back() + 1);
+    for (const std::string& near : {longer, shorter, changed}) {
+      if (near.size() > 16) continue;
+      extra += is_stopword(near) != listed(near);
+      disagree += is_stopword(near) != padded(near);
+    }
+  }
+  std::string w;
+  for (char a = 'a'; a <= 'z'; ++a)
+    for (char b = 'a' - 1; b <= 'z'; ++b)
+      for (char c = 'a' - 1; c <= 'z'; ++c) {
+        w.assign(1, a);
+        if (b >= 'a') w += b;
+        if (b >= 'a' && c >= 'a') w += c;
+        extra += is_stopword(w) != listed(w);
+        disagree += is_stopword(w) != padded(w);
+      }
+  CHECK(missed == 0);
+  CHECK(extra == 0);
+  CHECK(disagree == 0);
+  CHECK(!is_stopword("") && !is_stopword("yourselvesx") && is_stopword("yourselves"));
+}
+
 int run_text_tests() {
   failures = 0;
+  test_stopwords();
   test_utf8();
   test_tokenizer();
   test_bm25_basics();

@@ -4,7 +4,9 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <emmintrin.h>  // SSE2: part of every x86-64 CPU
+#if defined(__SSE2__)
+#include <emmintrin.h>  // part of every x86-64 CPU; other CPUs take the byte loop below
+#endif
 #include <string_view>
 #include <type_traits>
 
@@ -114,7 +116,7 @@ double ascii_word_cost(std::size_t n, bool upper0, bool upper_rest, bool all_upp
 template <class Text>
 double word_tokens(const Text& t, std::size_t from, std::size_t n, int lead, int table) {
   auto ch = [&](std::size_t i) { return t.c(from + i); };
-  bool ascii = true;  // (ASCII text takes ascii_word_tokens() instead)
+  bool ascii = true;  // (ASCII text takes ascii_word() and ascii_word_cost() instead)
   for (std::size_t i = 0; i < n; ++i) ascii = ascii && ch(i) < 0x80;
   if (!ascii) {
     // Latin letters (accented or not) use the word table plus a cost per accent; letters of other
@@ -163,12 +165,13 @@ struct AsciiWord {
 // block instead of a loop per letter, whose exit at a word's unpredictable length cost a branch
 // miss per word (the final count of a packed context is ~1,400 words).
 AsciiWord ascii_word(std::string_view s, std::size_t from) {
+  AsciiWord w{from, s[from] <= 'Z', false, true};
+  std::size_t e = from;
+#if defined(__SSE2__)
   // Unsigned "x - lo < 26" as a signed byte compare: (x - lo) ^ 0x80 < 26 - 128.
   const __m128i lower_a = _mm_set1_epi8(char(0x80 - 'a')), upper_a = _mm_set1_epi8(char(0x80 - 'A'));
   const __m128i case_bit = _mm_set1_epi8(0x20), limit = _mm_set1_epi8(char(26 - 128));
-  AsciiWord w{from, s[from] <= 'Z', false, true};
   unsigned first = 1;  // the word's first letter, in the first block only
-  std::size_t e = from;
   while (e + 16 <= s.size()) {
     const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s.data() + e));
     const __m128i letter = _mm_cmplt_epi8(_mm_add_epi8(_mm_or_si128(x, case_bit), lower_a), limit);
@@ -186,7 +189,8 @@ AsciiWord ascii_word(std::string_view s, std::size_t from) {
       return w;
     }
   }
-  for (; e < s.size(); ++e) {  // the text's last bytes
+#endif
+  for (; e < s.size(); ++e) {  // the text's last bytes (every byte without SSE2)
     const unsigned char c = static_cast<unsigned char>(s[e]);
     if (unsigned((c | 0x20) - 'a') >= 26u) break;
     w.upper_rest = w.upper_rest || (e > from && c <= 'Z');

@@ -59,18 +59,21 @@ bool is_apostrophe(char32_t cp) { return cp == U'\'' || cp == U'\u2019'; }
 
 namespace {
 
-// A word of at most 16 bytes as a hash key: its bytes, zero-padded, in two 64-bit words, with its
-// length in the top byte (so "a" and "a\0" differ, and no key is all zeros: that marks an empty slot).
+// A word of at most 10 bytes as a hash key: its bytes, zero-padded to 16, in two 64-bit words, with
+// its length in the last byte (so "a" and "a\0" differ, and no key is all zeros: that marks an empty
+// slot).
 struct WordKey {
   std::uint64_t lo, hi;
   bool operator==(const WordKey&) const = default;
 };
 
 WordKey key_of(const char (&padded)[16], std::size_t n) {
+  char bytes[16];
+  std::memcpy(bytes, padded, 16);
+  bytes[15] = char(n);  // a padding byte (words have at most 10 bytes), on any byte order
   WordKey k;
-  std::memcpy(&k.lo, padded, 8);
-  std::memcpy(&k.hi, padded + 8, 8);
-  k.hi |= std::uint64_t(n) << 56;
+  std::memcpy(&k.lo, bytes, 8);
+  std::memcpy(&k.hi, bytes + 8, 8);
   return k;
 }
 
@@ -83,6 +86,13 @@ constexpr std::size_t kStopSlots = std::size_t(1) << kStopBits;
 std::size_t slot_of(const WordKey& k) {
   return std::size_t(((k.lo * 0x9E3779B97F4A7C15ull) ^ (k.hi * 0xC2B2AE3D27D4EB4Full)) >> (64 - kStopBits));
 }
+
+constexpr bool stopwords_fit() {
+  for (std::string_view sw : kStopwords)
+    if (sw.empty() || sw.size() > 10) return false;
+  return true;
+}
+static_assert(stopwords_fit(), "is_stopword_padded() looks up words of 1 to 10 bytes");
 
 const std::array<WordKey, kStopSlots>& stopword_table() {
   static const auto table = [] {
@@ -111,6 +121,8 @@ bool is_stopword_padded(const char (&padded)[16], std::size_t n) noexcept {
     if (table[h] == WordKey{}) return false;
   }
 }
+
+std::span<const std::string_view> stopword_list() noexcept { return kStopwords; }
 
 bool is_stopword(std::string_view w) noexcept {
   if (w.empty() || w.size() > 10) return false;

@@ -19,6 +19,7 @@
 
 #include <functional>
 #include <string>
+#include <span>
 #include <string_view>
 #include <vector>
 
@@ -44,7 +45,11 @@ bool valid_utf8(std::string_view s) noexcept;
 // True for a word of the built-in English stopword list (lowercase, apostrophes removed).
 bool is_stopword(std::string_view lower_word) noexcept;
 
-// The same for a word of n bytes already zero-padded to 16 (the estimator's per-word check).
+// The built-in stopword list (lowercase, apostrophes removed), for tests and documentation.
+std::span<const std::string_view> stopword_list() noexcept;
+
+// The same for the word padded[0, n), whose bytes padded[n, 16) must be zero (the estimator keeps
+// its word buffer so, and looks words up without copying them).
 bool is_stopword_padded(const char (&padded)[16], std::size_t n) noexcept;
 
 // The light stemmer of rule 6, applied in place to a lowercase ASCII word.

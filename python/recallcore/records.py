@@ -101,7 +101,7 @@ class Hit:
     ``score`` is the fused score: in hybrid mode the weighted sum of the min-max normalised vector
     similarity and BM25 (``fusion="relative"``, default) or of reciprocal ranks (``fusion="rrf"``),
     in vector mode the similarity, in lexical mode BM25 — each multiplied by the recency factor and
-    the importance factor ``1 + w·(importance − 0.5)``.
+    the importance factor ``1 + w·(importance − 0.5)``. ``text`` is the record's text.
     """
 
     id: int
