@@ -89,7 +89,7 @@ class NamespaceVectors {
     std::vector<std::int32_t> sums;  // sum of each row's codes (halves the VNNI kernel's work)
     std::vector<float> vecs;         // ids.size() * dim, as written
     std::vector<Mirror> mirror;      // the header fields a plain query checks
-    std::vector<std::uint8_t> live;  // removed rows stay until compaction
+    std::vector<std::uint8_t> live;  // kRemoved (they stay until compaction), kTimeless or kWindowed
     std::size_t dead = 0;
     std::size_t bytes = 0;       // as counted in bytes_
     std::uint64_t last_used = 0;  // clock_ at the last search
