@@ -153,7 +153,7 @@ double word_tokens(const Text& t, std::size_t from, std::size_t n, int lead, int
   return ascii_word_cost(n, ch(0) <= 'Z', upper_rest, all_upper, lead, table);
 }
 
-// An ASCII word: where its letter run ends, and what word_tokens() needs of its case.
+// An ASCII word: where its letter run ends, and what ascii_word_cost() needs of its case.
 struct AsciiWord {
   std::size_t end;
   bool upper0;      // the first letter is a capital

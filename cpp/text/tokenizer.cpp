@@ -78,8 +78,8 @@ WordKey key_of(const char (&padded)[16], std::size_t n) {
 }
 
 // Open addressing over a power-of-two table, built once: a multiply hash of the two key words and
-// usually one comparison per lookup (the estimator calls this per word; std::hash of the string and
-// a string comparison cost ~3x as much).
+// usually one comparison of two integers per lookup (the estimator calls this per word; it used
+// std::hash of the string, a call into libstdc++, and a string comparison).
 constexpr unsigned kStopBits = 9;
 constexpr std::size_t kStopSlots = std::size_t(1) << kStopBits;
 
