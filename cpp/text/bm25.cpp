@@ -611,6 +611,16 @@ void Bm25Index::decode_locked(const Undecoded& e) {
     std::vector<std::uint32_t> global(local.size());
     for (std::size_t t = 0; t < local.size(); ++t) global[t] = intern(local[t]);
     Partition& part = partitions_.at(e.partition);
+    // Each term's posting list sized once (its document count is known here), not grown by doubling.
+    std::vector<std::uint32_t> df(local.size(), 0);
+    for (const Doc& d : docs)
+      for (const TermTf& t : d.terms) ++df[t.term];
+    part.postings.reserve(part.postings.size() + local.size());
+    for (std::size_t t = 0; t < local.size(); ++t)
+      if (df[t]) {
+        auto& list = part.postings[global[t]];
+        list.reserve(list.size() + df[t]);
+      }
     part.slot_id.reserve(docs.size());
     part.slot_len.reserve(docs.size());
     part.slot_terms.reserve(docs.size());
