@@ -287,6 +287,32 @@ def test_map_grows_automatically(tmp_path):
         assert m.stats()["records"] == 3000
 
 
+def test_reads_stay_right_after_the_map_moves_and_pages_are_rewritten(tmp_path):
+    # Reads remember where each record lay in LMDB's map and prefetch there next time. Growing the
+    # map (a remap, possibly elsewhere), updates (copied pages) and deletes (freed, reused pages) make
+    # those addresses stale: the records read afterwards must still be exactly the stored ones.
+    rng = np.random.default_rng(3)
+    with Memory(tmp_path / "s", dim=16, map_size=1 << 20) as m:
+        ids = m.add_many([{"text": f"first {i}", "namespace": "u", "vector": rng.standard_normal(16).astype(np.float32)}
+                          for i in range(200)])
+        q = rng.standard_normal(16).astype(np.float32)
+        before = {h.id for h in m.recall(vector=q, namespace="u", k=50)}
+        assert [t[1] for t in m._store.get_many(ids)] == [f"first {i}" for i in range(200)]  # (id, text, ...)
+        map_before = m.stats()["map_bytes"]
+        m.add_many([{"text": "w " * 300, "namespace": "filler"} for _ in range(2000)], batch_size=500)
+        assert m.stats()["map_bytes"] > map_before  # the map grew
+        for i in range(0, 200, 2):
+            m.update(ids[i], text=f"second {i}")
+        m.delete(ids[1:200:4])
+        gone = set(ids[1:200:4])
+        expected = {rid: f"second {i}" if i % 2 == 0 else f"first {i}" for i, rid in enumerate(ids) if rid not in gone}
+        hits = m.recall(vector=q, namespace="u", k=50)
+        assert {h.id for h in hits} <= (before | set(expected)) - gone
+        assert all(h.text == expected[h.id] and h.record.text == expected[h.id] for h in hits)
+        assert [t[1] for t in m._store.get_many(list(expected))] == list(expected.values())
+        assert all(m.get(rid).text == text for rid, text in expected.items())
+
+
 def test_snapshot_is_used_and_corrupt_snapshot_is_rebuilt(tmp_path):
     with Memory(tmp_path / "s", dim=8) as m:
         for i in range(20):
