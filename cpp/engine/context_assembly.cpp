@@ -248,6 +248,7 @@ ContextResult assemble_context(Memory& memory, const ContextRequest& req) {
     out.dropped.push_back({specs[d.section].name, e.key, std::string(context::to_string(d.reason)),
                            e.record ? e.record->r.id : 0, d.score});
   }
+  out.items.reserve(layout.size());  // a ContextEntry holds a whole record: no moves while the list grows
   for (const Pick& p : layout) {
     Entry& e = specs[p.sec].entries[p.idx];
     ContextEntry ce;
