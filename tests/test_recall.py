@@ -3,7 +3,9 @@ importance, MMR, persistence across reopen, and input validation. Correctness on
 
 from __future__ import annotations
 
+import copy
 import math
+import pickle
 import random
 from pathlib import Path
 from typing import Any, Optional
@@ -79,6 +81,13 @@ def test_hit_text_is_the_record_text_before_and_after_the_record_is_built(store:
     first = [h.text for h in hits]  # read from the core's tuple: no Record built yet
     assert first == [store.test_items[h.id]["text"] for h in hits]
     assert [h.record.text for h in hits] == first and [h.text for h in hits] == first
+    # Hits pickle and copy with their records (the search's results stay behind), built on the way
+    # when nobody asked for them yet.
+    fresh = store.recall(vector=q, namespace="ns0", k=5, mode="vector", now=NOW)
+    for original, copied in ((fresh[1], pickle.loads(pickle.dumps(fresh[1]))), (fresh[2], copy.deepcopy(fresh[2]))):
+        assert "_results" not in copied.__dict__
+        same = hits[1] if original is fresh[1] else hits[2]  # the same record from the first search
+        assert copied == original and copied.text == original.text and copied.record == same.record
     # A hit made by its constructor (a caller's own ranking) reads the text from its record.
     made = recallcore.Hit(id=hits[0].id, score=1.0, record=hits[0].record)
     assert made.text == first[0]

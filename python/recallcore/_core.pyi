@@ -165,6 +165,15 @@ def _pack_sections_timing(
 ) -> npt.NDArray[np.float64]: ...
 
 # --- store (python/bindings/store.cpp; the low-level Store is wrapped by recallcore.Memory) ---
+class RecallResults:
+    """What ``Store.recall`` returns; ``recallcore.Memory.recall`` makes ``Hit`` objects of it."""
+
+    def __len__(self) -> int: ...
+    def hits(self) -> list[tuple[int, float, int, float, int, float, float, float, str]]:
+        """(id, score, vector rank, similarity, lexical rank, bm25, recency, importance, text) per hit."""
+    def record(self, index: int) -> tuple[Any, ...]:
+        """The record tuple of hit ``index`` (as ``Store.get`` returns it)."""
+
 class ContextResult:
     """What ``Store.context`` returns; ``recallcore.Context`` wraps it."""
 

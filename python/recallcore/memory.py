@@ -619,7 +619,8 @@ class Memory:
                                  include_history=include_history, include_archived=include_archived, now=now,
                                  vector_weight=vector_weight, lexical_weight=lexical_weight, fusion=fusion,
                                  rrf_k=rrf_k, candidates=candidates)
-        return [Hit._from_core(h, r) for h, r in self._store.recall(args)]
+        results = self._store.recall(args)
+        return [Hit._from_core(h, results, i) for i, h in enumerate(results.hits())]
 
     # -- context -------------------------------------------------------------------------------
     def context(self, query: Optional[str] = None, *, budget: int, vector: Any = None, namespace: str = "default",

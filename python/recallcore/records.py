@@ -122,11 +122,12 @@ class Hit:
     def __getattr__(self, name: str) -> Any:
         # Only reached for attributes missing from the instance dict. A hit built by _from_core
         # holds ``text`` in its dict (a plain attribute read: most callers read only the text) and
-        # makes ``record`` from the core's tuple on first access (the record was read in the
-        # search's transaction; building 24 fields for every hit costs more than the search). A hit
-        # made by the constructor reads ``text`` from its record.
+        # makes ``record`` on first access from the search's results (the record was read in the
+        # search's transaction; building its 24 fields for every hit costs a tenth of the search).
+        # A hit made by the constructor reads ``text`` from its record.
         if name == "record":
-            value = Record._from_core(self.__dict__["_record_tuple"])
+            d = self.__dict__
+            value = Record._from_core(d["_results"].record(d["_index"]))
             object.__setattr__(self, "record", value)
             return value
         if name == "text":
@@ -142,13 +143,23 @@ class Hit:
         text = self.record.text if len(self.record.text) <= 60 else self.record.text[:57] + "..."
         return f"Hit({', '.join(parts)}, text={text!r})"
 
+    def __getstate__(self) -> dict[str, Any]:
+        # A hit from the core refers to the search's results (a C++ object): pickled and copied with
+        # its Record instead.
+        d = dict(self.__dict__)
+        if "_results" in d:
+            d["record"] = self.record
+            del d["_results"], d["_index"]
+        return d
+
     @classmethod
-    def _from_core(cls, hit: tuple[Any, ...], record: tuple[Any, ...]) -> Hit:
-        rid, score, vrank, vsim, lrank, bm25, recency, importance = hit
+    def _from_core(cls, hit: tuple[Any, ...], results: Any, index: int) -> Hit:
+        rid, score, vrank, vsim, lrank, bm25, recency, importance, text = hit
         h = _new(cls)  # see Record._from_core
         _set(h, "__dict__", {
-            "id": rid, "score": score, "_record_tuple": record, "text": record[1], "vector_rank": vrank or None,
-            "vector_similarity": None if not vrank else vsim, "lexical_rank": lrank or None,
-            "bm25": None if not lrank else bm25, "recency": recency, "importance": importance,
+            "id": rid, "score": score, "_results": results, "_index": index, "text": text,
+            "vector_rank": vrank or None, "vector_similarity": None if not vrank else vsim,
+            "lexical_rank": lrank or None, "bm25": None if not lrank else bm25, "recency": recency,
+            "importance": importance,
         })
         return h
