@@ -268,6 +268,18 @@ struct Index::Impl {
   std::size_t exact_into(const Query& q, std::size_t k, const std::uint64_t* ids, std::size_t n, Scratch& s,
                          std::uint64_t* out_ids, float* out_d) const;
   std::size_t exact_threshold(std::size_t ef) const;
+  // The best min(k, c.size()) of c, nearest first, as ids and distances; returns how many. Always
+  // inlined: out of line, this tail of every search moved the per-call floor by ~0.2 us (code layout).
+  [[gnu::always_inline]] std::size_t write_best(std::vector<Cand>& c, std::size_t k, std::uint64_t* out_ids,
+                                                float* out_d) const {
+    const std::size_t m = std::min(k, c.size());
+    std::partial_sort(c.begin(), c.begin() + std::ptrdiff_t(m), c.end());
+    for (std::size_t i = 0; i < m; ++i) {
+      out_ids[i] = slot_ids[c[i].slot];
+      out_d[i] = c[i].d;
+    }
+    return m;
+  }
   std::size_t memory_bytes() const;
   void adopt(Impl& o);  // takes o's data (compact)
 };

@@ -695,13 +695,7 @@ std::size_t Index::Impl::exact_into(const Query& q, std::size_t k, const std::ui
         else prefetch_range(traversal(slot), row_bytes);
       },
       [&](std::size_t i) { c[i].d = exact(q.f, c[i].slot); });
-  const std::size_t m = std::min(k, c.size());
-  std::partial_sort(c.begin(), c.begin() + std::ptrdiff_t(m), c.end());
-  for (std::size_t i = 0; i < m; ++i) {
-    out_ids[i] = slot_ids[c[i].slot];
-    out_d[i] = c[i].d;
-  }
-  return m;
+  return write_best(c, k, out_ids, out_d);
 }
 
 std::size_t Index::Impl::search_into(const float* query, std::size_t k, std::size_t ef, const Filter* filter,
@@ -777,13 +771,7 @@ std::size_t Index::Impl::search_into(const float* query, std::size_t k, std::siz
     }
     for (Cand& c : top) c.d = exact(q, c.slot);
   }
-  const std::size_t n = std::min(k, top.size());
-  std::partial_sort(top.begin(), top.begin() + std::ptrdiff_t(n), top.end());
-  for (std::size_t i = 0; i < n; ++i) {
-    out_ids[i] = slot_ids[top[i].slot];
-    out_d[i] = top[i].d;
-  }
-  return n;
+  return write_best(top, k, out_ids, out_d);
 }
 
 // Owned heap bytes plus the pages of mapped sections that are resident right now (a mapped section
